@@ -1,0 +1,4 @@
+#![forbid(unsafe_code)]
+pub mod http;
+pub mod schedule;
+pub mod signature;
