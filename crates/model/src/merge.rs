@@ -1,1 +1,129 @@
-//! (being written)
+//! How a client's partial write merges into a stored record, and how the hub
+//! tells that a write changed nothing.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Fields the hub sets on every record it shows; clients may send them back
+/// (they often echo a record they read) but they are never stored in `data`.
+pub const META_FIELDS: &[&str] = &[
+    "id",
+    "group_id",
+    "channel_id",
+    "resource_type",
+    "created_at",
+    "updated_at",
+    "version",
+    "archived",
+    "opts",
+];
+
+/// Removes the meta fields from a client's object, returning it as data.
+pub fn strip_meta(object: &mut Map<String, Value>) {
+    for field in META_FIELDS {
+        object.shift_remove(*field);
+    }
+}
+
+/// Merges `patch` into `target`: a field not sent stays as it is, a field sent
+/// as `null` is cleared, objects merge field by field, and anything else
+/// (strings, numbers, arrays such as invoice lines) replaces the old value.
+pub fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (key, value) in patch {
+        match value {
+            Value::Null => {
+                target.shift_remove(&key);
+            }
+            Value::Object(inner) => merge_object_field(target, key, inner),
+            other => {
+                target.insert(key, other);
+            }
+        }
+    }
+}
+
+fn merge_object_field(target: &mut Map<String, Value>, key: String, patch: Map<String, Value>) {
+    match target.get_mut(&key) {
+        Some(Value::Object(existing)) => merge_patch(existing, patch),
+        _ => {
+            let mut fresh = Map::new();
+            merge_patch(&mut fresh, patch);
+            target.insert(key, Value::Object(fresh));
+        }
+    }
+}
+
+/// SHA-256 of the record's data in a canonical form (keys sorted at every
+/// level), so that the same content sent with its keys in another order is
+/// recognised as unchanged.
+pub fn content_hash(data: &Value) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    feed(&mut hasher, data);
+    hasher.finalize().into()
+}
+
+fn feed(hasher: &mut Sha256, value: &Value) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            hasher.update(b"{");
+            for key in keys {
+                feed(hasher, &Value::String(key.clone()));
+                hasher.update(b":");
+                feed(hasher, &map[key]);
+                hasher.update(b",");
+            }
+            hasher.update(b"}");
+        }
+        Value::Array(items) => {
+            hasher.update(b"[");
+            for item in items {
+                feed(hasher, item);
+                hasher.update(b",");
+            }
+            hasher.update(b"]");
+        }
+        scalar => hasher.update(scalar.to_string().as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn fields_not_sent_stay_and_null_clears() {
+        let mut rec = obj(json!({"first_name": "Ana", "last_name": "Lima", "email": {"address": "a@x", "address2": "b@x"}}));
+        merge_patch(&mut rec, obj(json!({"last_name": null, "email": {"address2": null, "address": "c@x"}})));
+        assert_eq!(Value::Object(rec), json!({"first_name": "Ana", "email": {"address": "c@x"}}));
+    }
+
+    #[test]
+    fn arrays_replace_the_old_value() {
+        let mut rec = obj(json!({"lines": [{"quantity": 1}, {"quantity": 2}]}));
+        merge_patch(&mut rec, obj(json!({"lines": [{"quantity": 3}]})));
+        assert_eq!(rec["lines"], json!([{"quantity": 3}]));
+    }
+
+    #[test]
+    fn hash_ignores_key_order_but_not_values() {
+        let a = serde_json::from_str::<Value>(r#"{"a":1,"b":{"x":"é","y":[1,2]}}"#).unwrap();
+        let b = serde_json::from_str::<Value>(r#"{"b":{"y":[1,2],"x":"é"},"a":1}"#).unwrap();
+        let c = serde_json::from_str::<Value>(r#"{"b":{"y":[2,1],"x":"é"},"a":1}"#).unwrap();
+        assert_eq!(content_hash(&a), content_hash(&b));
+        assert_ne!(content_hash(&a), content_hash(&c));
+    }
+
+    #[test]
+    fn meta_fields_are_not_data() {
+        let mut rec = obj(json!({"id": "x", "version": 3, "name": "n", "opts": {}}));
+        strip_meta(&mut rec);
+        assert_eq!(Value::Object(rec), json!({"name": "n"}));
+    }
+}

@@ -1,1 +1,94 @@
+//! The HTTP side of sharehub: the Connec!-compatible API ([`api`]), the
+//! platform API ([`platform`]), configuration, the one error type, and the
+//! wiring that starts the server and the webhook delivery workers.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod platform;
+pub mod state;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use sharehub_delivery::worker::{DeliveryOptions, Deliverer};
+use sharehub_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use state::AppState;
+
+/// The whole router with its middleware.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.body_limit_bytes;
+    let router = Router::new()
+        .merge(api::routes())
+        .merge(platform::routes())
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state);
+    telemetry::instrument(router)
+}
+
+/// A running hub: its address and how to stop it.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    delivery: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops taking requests, lets in-flight ones finish, then stops delivery.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        if let Some(delivery) = self.delivery {
+            let _ = delivery.await;
+        }
+    }
+
+    /// Waits until the server stops (after [`Running::stop`] from elsewhere, or on error).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Starts the hub on `listener` with `store`: the HTTP server and, when
+/// configured, the delivery workers.
+pub async fn start(config: Config, store: Arc<dyn Store>, listener: TcpListener) -> std::io::Result<Running> {
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let delivery = config.delivery.enabled.then(|| start_delivery(&config, store.clone(), shutdown.clone()));
+
+    let app = router(AppState::new(store.clone(), config));
+    let token = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await
+    });
+    tracing::info!(%addr, "sharehub is listening");
+    Ok(Running { addr, store, shutdown, server, delivery })
+}
+
+fn start_delivery(config: &Config, store: Arc<dyn Store>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let d = &config.delivery;
+    let options = DeliveryOptions {
+        schedule: sharehub_delivery::schedule::RetrySchedule {
+            delays: sharehub_delivery::schedule::RetrySchedule::parse_delays(&d.retry_schedule).unwrap_or_default(),
+            jitter: d.jitter,
+        },
+        timeout: Duration::from_secs(d.timeout_secs),
+        batch_records: d.batch_records,
+        poll_interval: Duration::from_millis(d.poll_interval_ms),
+    };
+    tokio::spawn(Deliverer::new(store, options).run(shutdown))
+}

@@ -1,0 +1,246 @@
+//! The delivery workers: one task per app with a notification URL.
+//!
+//! Each app has a cursor per organization over the change log. Its task reads
+//! the changes after its cursors, keeps those the app reads, subscribed to
+//! and did not cause, renders the records in the app's view, and POSTs them
+//! as one batch. The batch (its webhook-id and body) is saved before the first
+//! try, so retries, even after a restart, send the same message; the cursors
+//! move only after a 2xx. One app's failing endpoint backs off on its own
+//! task and never slows another's.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sharehub_store::{App, BatchRecord, CursorMove, DeliveryAttempt, PendingBatch, Store, StoreError};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::render_body;
+use crate::http::{self, Delivery, Outcome};
+use crate::schedule::RetrySchedule;
+use crate::signature::{new_message_id, WebhookSecret};
+
+/// How the workers behave.
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    pub schedule: RetrySchedule,
+    pub timeout: Duration,
+    /// Most records in one POST.
+    pub batch_records: usize,
+    /// How often idle workers look for work they were not woken for.
+    pub poll_interval: Duration,
+}
+
+/// Starts and supervises the per-app tasks.
+pub struct Deliverer {
+    store: Arc<dyn Store>,
+    options: Arc<DeliveryOptions>,
+    client: reqwest::Client,
+}
+
+/// What one step of an app's task found.
+enum Step {
+    /// It did something; look again at once.
+    Worked,
+    /// Nothing to do until a write commits (or the poll interval passes).
+    Idle,
+    /// A retry is due later.
+    Wait(Duration),
+    /// The app is gone or has no URL any more.
+    Stop,
+}
+
+impl Deliverer {
+    pub fn new(store: Arc<dyn Store>, options: DeliveryOptions) -> Self {
+        let client = http::build_client(options.timeout).unwrap_or_default();
+        Self { store, options: Arc::new(options), client }
+    }
+
+    /// Runs until `shutdown`: starts a task for every app with a URL.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let this = Arc::new(self);
+        let mut tasks = JoinSet::new();
+        let mut running: HashSet<String> = HashSet::new();
+        loop {
+            while let Some(Ok(app_id)) = tasks.try_join_next() {
+                running.remove(&app_id);
+            }
+            match this.store.list_apps().await {
+                Ok(apps) => {
+                    for app in apps.into_iter().filter(|a| a.notification_url.is_some()) {
+                        if running.insert(app.id.clone()) {
+                            tasks.spawn(this.clone().app_task(app.id, shutdown.clone()));
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not list apps for delivery; trying again"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(this.options.poll_interval) => {}
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn app_task(self: Arc<Self>, app_id: String, shutdown: CancellationToken) -> String {
+        let mut commits = self.store.commits();
+        loop {
+            let wait = match self.step(&app_id).await {
+                Ok(Step::Worked) => continue,
+                Ok(Step::Stop) => break,
+                Ok(Step::Idle) => None,
+                Ok(Step::Wait(d)) => Some(d.min(self.options.poll_interval)),
+                Err(e) => {
+                    tracing::warn!(app_id, error = %e, "delivery step failed; trying again shortly");
+                    Some(self.options.poll_interval)
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = commits.changed(), if wait.is_none() => {}
+                _ = tokio::time::sleep(wait.unwrap_or(self.options.poll_interval)) => {}
+            }
+        }
+        app_id
+    }
+
+    async fn step(&self, app_id: &str) -> Result<Step, StoreError> {
+        let Some(app) = self.store.get_app(app_id).await? else { return Ok(Step::Stop) };
+        let Some(url) = app.notification_url.clone() else { return Ok(Step::Stop) };
+        if app.endpoint_disabled.is_some() {
+            return Ok(Step::Idle);
+        }
+        let batch = match self.store.pending_batch(app_id).await? {
+            Some(batch) => batch,
+            None => match self.next_batch(&app).await? {
+                Some(batch) => batch,
+                None => return Ok(Step::Idle),
+            },
+        };
+        if batch.records.is_empty() {
+            return Ok(Step::Worked);
+        }
+        let due = batch.next_attempt_at.duration_since(jiff::Timestamp::now());
+        if due.is_positive() {
+            return Ok(Step::Wait(due.unsigned_abs()));
+        }
+        self.attempt(&app, &url, batch).await
+    }
+
+    /// Builds and saves the next batch, or moves cursors past changes the app
+    /// does not get (answering an empty batch so the caller looks again).
+    async fn next_batch(&self, app: &App) -> Result<Option<PendingBatch>, StoreError> {
+        let (records, moves) = self.collect(app).await?;
+        if moves.is_empty() {
+            return Ok(None);
+        }
+        let now = jiff::Timestamp::now();
+        if records.is_empty() {
+            self.store.advance_cursors(&app.id, &moves).await?;
+            return Ok(Some(PendingBatch { app_id: app.id.clone(), webhook_id: String::new(), body: Vec::new(), ranges: moves, records, attempts: 0, next_attempt_at: now, created_at: now, last_error: None }));
+        }
+        let body = render_body(self.store.as_ref(), app, &records).await?;
+        let batch = PendingBatch { app_id: app.id.clone(), webhook_id: new_message_id(), body, ranges: moves, records, attempts: 0, next_attempt_at: now, created_at: now, last_error: None };
+        self.store.save_pending_batch(&batch).await?;
+        Ok(Some(batch))
+    }
+
+    /// The records the app should get next, and where that leaves its cursors.
+    async fn collect(&self, app: &App) -> Result<(Vec<BatchRecord>, Vec<CursorMove>), StoreError> {
+        let limit = self.options.batch_records;
+        let mut cursors: Vec<(String, i64)> = self.store.cursors(&app.id).await?.into_iter().collect();
+        cursors.sort();
+        let mut records = Vec::new();
+        let mut seen = HashSet::new();
+        let mut moves = Vec::new();
+        for (org_id, after) in cursors {
+            if records.len() >= limit {
+                break;
+            }
+            let changes = self.store.changes(&org_id, after, (limit * 4).max(100) as u32).await?;
+            let mut to = after;
+            for change in changes {
+                if records.len() >= limit {
+                    break;
+                }
+                to = change.seq;
+                let own = change.origin_app.as_deref() == Some(app.id.as_str());
+                if !own && app.wants(&change.entity) && seen.insert((org_id.clone(), change.record_id)) {
+                    records.push(BatchRecord { org_id: org_id.clone(), entity: change.entity, id: change.record_id });
+                }
+            }
+            if to > after {
+                moves.push(CursorMove { org_id, to_seq: to });
+            }
+        }
+        Ok((records, moves))
+    }
+
+    async fn attempt(&self, app: &App, url: &str, mut batch: PendingBatch) -> Result<Step, StoreError> {
+        let secret = match WebhookSecret::parse(&app.webhook_secret) {
+            Ok(secret) => secret,
+            Err(e) => return Err(StoreError::Corrupt(format!("app {} has an unusable webhook secret: {e}", app.id))),
+        };
+        let sent = http::send(
+            &self.client,
+            Delivery { url, api_id: &app.id, api_key: &app.api_key, secret: &secret, msg_id: &batch.webhook_id, body: batch.body.clone().into() },
+        )
+        .await;
+        let number = batch.attempts + 1;
+        let log = log_entry(&batch, number, &sent);
+
+        match sent.outcome {
+            Outcome::Delivered { status } => {
+                self.store.record_attempt(&batch, &log, true).await?;
+                tracing::debug!(app_id = app.id, webhook_id = batch.webhook_id, status, records = batch.records.len(), "webhook delivered");
+                Ok(Step::Worked)
+            }
+            Outcome::Gone => {
+                self.store.record_attempt(&batch, &log, false).await?;
+                self.store.set_endpoint_disabled(&app.id, Some("the endpoint answered 410 Gone")).await?;
+                tracing::warn!(app_id = app.id, url, "endpoint answered 410 Gone; deliveries to it are stopped until re-enabled");
+                Ok(Step::Idle)
+            }
+            Outcome::Failed { status, retry_after, error } => {
+                self.store.record_attempt(&batch, &log, false).await?;
+                batch.attempts = number;
+                batch.last_error = Some(error.clone());
+                let delay = self.options.schedule.next_delay(number, retry_after, &mut rand::thread_rng());
+                let Some(delay) = delay else {
+                    self.store.bury_batch(&batch).await?;
+                    tracing::warn!(app_id = app.id, webhook_id = batch.webhook_id, error, "delivery failed for the last time; kept as a dead letter");
+                    return Ok(Step::Worked);
+                };
+                batch.next_attempt_at = jiff::Timestamp::now() + jiff::SignedDuration::try_from(delay).unwrap_or_default();
+                self.store.save_pending_batch(&batch).await?;
+                tracing::info!(app_id = app.id, webhook_id = batch.webhook_id, ?status, error, retry = number, in_secs = delay.as_secs(), "delivery failed; will retry");
+                Ok(Step::Wait(delay))
+            }
+        }
+    }
+}
+
+fn log_entry(batch: &PendingBatch, number: u32, sent: &http::Attempt) -> DeliveryAttempt {
+    let (status, outcome, error) = match &sent.outcome {
+        Outcome::Delivered { status } => (Some(*status), "delivered", None),
+        Outcome::Gone => (Some(410), "gone", Some("410 Gone".to_string())),
+        Outcome::Failed { status, error, .. } => (*status, "failed", Some(error.clone())),
+    };
+    DeliveryAttempt {
+        webhook_id: batch.webhook_id.clone(),
+        attempt: number,
+        at: jiff::Timestamp::now(),
+        status,
+        outcome: outcome.to_string(),
+        error,
+        duration_ms: sent.elapsed.as_millis() as u64,
+        record_count: batch.records.len() as u32,
+    }
+}
+
+/// Groups of an app by organization, for rendering `group_id`.
+pub(crate) async fn groups_by_org(store: &dyn Store, app_id: &str) -> Result<HashMap<String, String>, StoreError> {
+    Ok(store.groups_of_app(app_id).await?.into_iter().map(|g| (g.org_id, g.id)).collect())
+}

@@ -1,0 +1,225 @@
+//! Normalisation of a partial record: walks the entity schema alongside the data and
+//! rewrites the values of the custom formats into their canonical form.
+
+use serde_json::Value;
+
+use super::formats::{self, DATE_MESSAGE, DATE_TIME_MESSAGE, DECIMAL_MESSAGE};
+use super::json_schema;
+use crate::catalog::EntityDef;
+use crate::FieldError;
+
+/// Deeper than any schema of ours nests; guards against a `$ref` cycle.
+const MAX_DEPTH: usize = 64;
+
+/// Normalises a partial record a client sent (a patch: any subset of fields; JSON
+/// `null` means "clear this field" and is always allowed).
+///
+/// * `decimal` fields: a JSON number or a string holding a decimal becomes a JSON
+///   number whose text is the canonical decimal (`"0.30"` -> `0.30`, `1e2` -> `100`;
+///   see the `formats` rules); anything else is an error "expected a decimal number".
+/// * `date-time` fields: RFC 3339 with an offset, rewritten in UTC
+///   (`2024-01-01T10:00:00+02:00` -> `2024-01-01T08:00:00Z`), fractional digits kept.
+/// * `date` fields: `YYYY-MM-DD` as written, or a date-time as above.
+///
+/// Other fields are left byte for byte as sent; types are checked later by
+/// [`validate`](super::validate). Reference fields of the catalogue are skipped (the
+/// caller resolves them), and required fields are not checked. Free-form entities
+/// are left untouched.
+pub fn normalize(def: &EntityDef, patch: &mut Value) -> Result<(), Vec<FieldError>> {
+    if !patch.is_object() {
+        return Err(vec![FieldError::new("", "expected a JSON object")]);
+    }
+    let root = json_schema(def);
+    let mut walker = Walker {
+        root,
+        references: def.references.iter().map(|r| r.path).collect(),
+        errors: Vec::new(),
+    };
+    walker.node(root, patch, &Path::default(), 0);
+    if walker.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(walker.errors)
+    }
+}
+
+/// Where the walk is: the concrete path (`lines/1/quantity`) for errors, and the
+/// pattern without indexes (`lines/quantity`) to recognise reference fields.
+#[derive(Default)]
+struct Path {
+    concrete: String,
+    pattern: String,
+}
+
+impl Path {
+    fn key(&self, key: &str) -> Path {
+        Path {
+            concrete: join(&self.concrete, key),
+            pattern: join(&self.pattern, key),
+        }
+    }
+
+    fn index(&self, index: usize) -> Path {
+        Path {
+            concrete: join(&self.concrete, &index.to_string()),
+            pattern: self.pattern.clone(),
+        }
+    }
+}
+
+fn join(path: &str, segment: &str) -> String {
+    if path.is_empty() {
+        segment.to_owned()
+    } else {
+        format!("{path}/{segment}")
+    }
+}
+
+struct Walker<'s> {
+    root: &'s Value,
+    references: Vec<&'static str>,
+    errors: Vec<FieldError>,
+}
+
+impl<'s> Walker<'s> {
+    /// Applies the schema node to the value: its `$ref`, combinators, format,
+    /// properties and items.
+    fn node(&mut self, schema: &'s Value, value: &mut Value, path: &Path, depth: usize) {
+        if value.is_null() || depth > MAX_DEPTH || self.references.contains(&path.pattern.as_str())
+        {
+            return;
+        }
+        let Some(schema) = schema.as_object() else {
+            return;
+        };
+
+        if let Some(target) = schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| self.resolve(r))
+        {
+            self.node(target, value, path, depth + 1);
+        }
+        for branch in schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            self.node(branch, value, path, depth + 1);
+        }
+        for key in ["anyOf", "oneOf"] {
+            if let Some(branch) = self.matching_branch(schema.get(key), value) {
+                self.node(branch, value, path, depth + 1);
+            }
+        }
+        if let Some(format) = schema.get("format").and_then(Value::as_str) {
+            self.format(format, value, path);
+        }
+        self.children(schema, value, path, depth);
+    }
+
+    /// Walks into the object's properties and the array's items the schema declares.
+    fn children(
+        &mut self,
+        schema: &'s serde_json::Map<String, Value>,
+        value: &mut Value,
+        path: &Path,
+        depth: usize,
+    ) {
+        match value {
+            Value::Object(fields) => {
+                let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+                    return;
+                };
+                for (key, field) in fields.iter_mut() {
+                    if let Some(property) = properties.get(key) {
+                        self.node(property, field, &path.key(key), depth + 1);
+                    }
+                }
+            }
+            Value::Array(elements) => {
+                let Some(items) = schema.get("items") else {
+                    return;
+                };
+                for (index, element) in elements.iter_mut().enumerate() {
+                    self.node(items, element, &path.index(index), depth + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The first branch of an `anyOf`/`oneOf` whose declared type fits the value
+    /// (a payment line amount is a decimal or a price block).
+    fn matching_branch(&self, branches: Option<&'s Value>, value: &Value) -> Option<&'s Value> {
+        let branches = branches?.as_array()?;
+        branches
+            .iter()
+            .find(|branch| self.accepts_kind(branch, value))
+    }
+
+    fn accepts_kind(&self, schema: &'s Value, value: &Value) -> bool {
+        let mut schema = schema;
+        // Follow a short chain of $ref to the node that declares the type.
+        for _ in 0..8 {
+            match schema
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| self.resolve(r))
+            {
+                Some(target) if schema.get("type").is_none() => schema = target,
+                _ => break,
+            }
+        }
+        match schema.get("type") {
+            Some(Value::String(kind)) => kind_matches(kind, value),
+            Some(Value::Array(kinds)) => kinds
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|kind| kind_matches(kind, value)),
+            _ => true,
+        }
+    }
+
+    /// Resolves a local reference `#/$defs/name` (or any `#/...` JSON pointer).
+    fn resolve(&self, reference: &str) -> Option<&'s Value> {
+        let pointer = reference.strip_prefix('#')?;
+        self.root.pointer(pointer)
+    }
+
+    fn format(&mut self, format: &str, value: &mut Value, path: &Path) {
+        let (result, message) = match format {
+            "decimal" => (formats::canonical_decimal(value), DECIMAL_MESSAGE),
+            "date-time" => (
+                string_with(value, formats::canonical_date_time),
+                DATE_TIME_MESSAGE,
+            ),
+            "date" => (string_with(value, formats::canonical_date), DATE_MESSAGE),
+            _ => return,
+        };
+        match result {
+            Some(canonical) => *value = canonical,
+            None => self
+                .errors
+                .push(FieldError::new(path.concrete.clone(), message)),
+        }
+    }
+}
+
+fn string_with(value: &Value, canonical: fn(&str) -> Option<String>) -> Option<Value> {
+    value.as_str().and_then(canonical).map(Value::String)
+}
+
+fn kind_matches(kind: &str, value: &Value) -> bool {
+    match kind {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "number" => value.is_number(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "boolean" => value.is_boolean(),
+        "null" => value.is_null(),
+        _ => false,
+    }
+}

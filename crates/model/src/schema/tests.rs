@@ -1,0 +1,343 @@
+//! Tests of the schemas, normalisation and validation, on Chinook-shaped records.
+
+use serde_json::{json, Value};
+
+use super::{json_schema, normalize, validate};
+use crate::catalog::{all, entity, EntityDef};
+use crate::FieldError;
+
+fn def(name: &str) -> &'static EntityDef {
+    entity(name).unwrap()
+}
+
+fn errors(name: &str, record: Value) -> Vec<FieldError> {
+    validate(def(name), &record).unwrap_err()
+}
+
+fn paths(errors: &[FieldError]) -> Vec<&str> {
+    errors.iter().map(|e| e.path.as_str()).collect()
+}
+
+fn examples() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "organizations",
+            json!({
+                "name": "Embraer - Empresa Brasileira de Aeronáutica S.A.",
+                "is_customer": true,
+                "address": {"billing": {"line1": "Av. Brigadeiro Faria Lima, 2170",
+                    "city": "São José dos Campos", "region": "SP", "postal_code": "12227-000",
+                    "country": "Brazil"}},
+                "phone": {"landline": "+55 (12) 3923-5555", "fax": "+55 (12) 3923-5566"},
+                "email": {"address": "luisg@embraer.com.br"},
+                "annual_revenue": 1250000.50, "number_of_employees": 18000,
+                "assignee_id": "0190a7e4-7b1c-7c4e-9a52-3f1d2b8c9e01"
+            }),
+        ),
+        (
+            "people",
+            json!({
+                "first_name": "Luís", "last_name": "Gonçalves", "is_customer": true,
+                "organization_id": "0190a7e4-7b1c-7c4e-9a52-3f1d2b8c9e02",
+                "address_work": {"billing": {"city": "São José dos Campos", "country": "Brazil"}},
+                "phone_work": {"landline": "+55 (12) 3923-5555"},
+                "email": {"address": "luisg@embraer.com.br"},
+                "lead_status_changes": [{"status": "Open", "created_at": "2016-07-28T13:35:50Z"}]
+            }),
+        ),
+        (
+            "employees",
+            json!({
+                "employee_id": "1", "first_name": "Andrew", "last_name": "Adams",
+                "job_title": "General Manager", "gender": "M",
+                "birth_date": "1962-02-18T00:00:00Z", "hired_date": "2002-08-14",
+                "address": {"shipping": {"line1": "11120 Jasper Ave NW", "city": "Edmonton",
+                    "region": "AB", "postal_code": "T5K 2N1", "country": "Canada"}},
+                "phone": {"landline": "+1 (780) 428-9482", "fax": "+1 (780) 428-3457"},
+                "email": {"address": "andrew@chinookcorp.com"},
+                "employee_salaries": [{"type": "SALARY", "annual_salary": "98000.00", "currency": "CAD"}]
+            }),
+        ),
+        (
+            "items",
+            json!({
+                "name": "For Those About To Rock (We Salute You)", "type": "SERVICE",
+                "description": "Angus Young, Malcolm Young, Brian Johnson",
+                "sale_price": {"total_amount": 0.99, "currency": "USD"},
+                "sale_tax_code_id": "0190a7e4-7b1c-7c4e-9a52-3f1d2b8c9e03"
+            }),
+        ),
+        (
+            "invoices",
+            json!({
+                "type": "CUSTOMER", "status": "PAID", "transaction_number": "1",
+                "transaction_date": "2007-01-01T00:00:00Z",
+                "person_id": "0190a7e4-7b1c-7c4e-9a52-3f1d2b8c9e04",
+                "billing_address": {"line1": "Theodor-Heuss-Straße 34", "city": "Stuttgart",
+                    "postal_code": "70174", "country": "Germany"},
+                "amount": {"total_amount": 1.98, "currency": "USD"},
+                "lines": [
+                    {"line_number": 1, "quantity": 1, "unit_price": {"total_amount": 0.99},
+                     "item_id": "0190a7e4-7b1c-7c4e-9a52-3f1d2b8c9e05"},
+                    {"line_number": 2, "quantity": 1, "unit_price": {"total_amount": 0.99},
+                     "item_id": "0190a7e4-7b1c-7c4e-9a52-3f1d2b8c9e06"}
+                ]
+            }),
+        ),
+        (
+            "payments",
+            json!({
+                "type": "CUSTOMER", "status": "ACTIVE", "transaction_date": "2007-01-02T00:00:00Z",
+                "total_amount": 1.98, "currency": "USD",
+                "person_id": "0190a7e4-7b1c-7c4e-9a52-3f1d2b8c9e04",
+                "payment_lines": [{"amount": 1.98, "linked_transactions": [
+                    {"id": "0190a7e4-7b1c-7c4e-9a52-3f1d2b8c9e07", "class": "Invoice",
+                     "applied_amount": 1.98}]},
+                    {"amount": {"total_amount": "0.00", "currency": "USD"}}]
+            }),
+        ),
+        (
+            "tax_codes",
+            json!({
+                "name": "GST 10%", "status": "ACTIVE", "tax_type": "OUTPUT", "sale_tax_rate": 10,
+                "sale_taxes": [{"name": "GST", "rate": 10.0, "tax_type_applicable": "TaxOnAmount"}]
+            }),
+        ),
+        (
+            "accounts",
+            json!({
+                "code": "090", "name": "Business Bank Account", "class": "ASSET", "type": "BANK",
+                "classification": "ASSET_BANK_CASHONHAND", "currency": "USD", "status": "ACTIVE",
+                "header": false, "bank_account": {"account_number": "1234"}
+            }),
+        ),
+        (
+            "company",
+            json!({
+                "name": "Chinook Corp", "currency": "USD", "timezone": "-05:00",
+                "email": {"address": "info@chinookcorp.com"}, "website": {"url": "https://chinook.example"},
+                "address": {"billing": {"city": "Edmonton", "country": "Canada"}},
+                "logo": {"logo": "https://chinook.example/logo.png"}
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn every_entity_has_a_compiling_schema_with_id_and_title() {
+    for def in all() {
+        let schema = json_schema(def);
+        assert!(
+            schema["$id"]
+                .as_str()
+                .is_some_and(|id| id.ends_with(def.name)),
+            "{}",
+            def.name
+        );
+        assert!(schema["title"].is_string(), "{}", def.name);
+        assert_eq!(schema["type"], "object", "{}", def.name);
+        assert_eq!(
+            def.has_schema,
+            schema.get("properties").is_some(),
+            "{}",
+            def.name
+        );
+        // Only organizations and items require a field (their name).
+        let empty_ok = validate(def, &json!({})).is_ok();
+        assert_eq!(
+            empty_ok,
+            !["organizations", "items"].contains(&def.name),
+            "{}",
+            def.name
+        );
+    }
+}
+
+#[test]
+fn realistic_records_are_accepted_with_extra_fields() {
+    for (name, mut record) in examples() {
+        record["x_shopify_tags"] = json!(["anything", {"goes": 1}]);
+        record["created_at"] = json!("2016-07-28T13:35:50Z");
+        normalize(def(name), &mut record).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        validate(def(name), &record).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    }
+}
+
+#[test]
+fn wrong_types_are_reported_at_their_path() {
+    let invoice = json!({"lines": [{"quantity": "abc"}, {"quantity": true, "item_id": 5}]});
+    let found = errors("invoices", invoice);
+    assert_eq!(
+        paths(&found),
+        ["lines/0/quantity", "lines/1/item_id", "lines/1/quantity"]
+    );
+    assert!(
+        found.iter().all(|e| e.message.starts_with("expected")),
+        "{found:?}"
+    );
+    assert_eq!(found[0].message, "expected a decimal number");
+
+    let found = errors(
+        "people",
+        json!({"email": 12, "birth_date": "1962-02-18T00:00:00"}),
+    );
+    assert_eq!(paths(&found), ["birth_date", "email"]);
+    assert_eq!(found[1].message, "expected an object");
+
+    let found = errors("people", json!({"email": {"address": 12}}));
+    assert_eq!(
+        found,
+        [FieldError::new("email/address", "expected a string")]
+    );
+}
+
+#[test]
+fn enums_formats_and_required_fields_say_what_was_expected() {
+    let found = errors(
+        "employees",
+        json!({"gender": "X", "hired_date": "14/08/2002"}),
+    );
+    assert_eq!(found[0].path, "gender");
+    assert_eq!(found[0].message, r#"expected one of "M", "F""#);
+    assert_eq!(found[1].path, "hired_date");
+    assert!(found[1].message.starts_with("expected a date (YYYY-MM-DD)"));
+
+    let found = errors("organizations", json!({"name": null, "is_customer": "yes"}));
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found.contains(&FieldError::new("name", "is required")));
+    assert!(found.contains(&FieldError::new("is_customer", "expected a boolean")));
+
+    let found = errors("payments", json!({"payment_lines": [{"amount": true}]}));
+    assert_eq!(paths(&found), ["payment_lines/0/amount"]);
+}
+
+#[test]
+fn free_form_entities_accept_any_object() {
+    let journals = def("journals");
+    assert!(!journals.has_schema);
+    assert_eq!(json_schema(journals)["type"], "object");
+    let mut record = json!({"lines": [{"debit": "x"}], "when": "2024-01-01T10:00:00"});
+    let before = record.clone();
+    assert!(normalize(journals, &mut record).is_ok());
+    assert_eq!(record, before);
+    assert!(validate(journals, &record).is_ok());
+    assert!(validate(journals, &json!([1])).is_err());
+}
+
+#[test]
+fn decimals_are_normalised_to_exact_numbers() {
+    let mut item = json!({
+        "sale_price": {"net_amount": "0.30", "total_amount": 1.98, "tax_rate": "1e1"},
+        "weight": " 2.500 ", "quantity_on_hand": null
+    });
+    normalize(def("items"), &mut item).unwrap();
+    let text = serde_json::to_string(&item).unwrap();
+    assert_eq!(
+        text,
+        r#"{"sale_price":{"net_amount":0.30,"total_amount":1.98,"tax_rate":10},"weight":2.500,"quantity_on_hand":null}"#
+    );
+
+    let mut invoice = json!({"lines": [{"quantity": "abc", "unit_price": {"net_amount": "1,5"}},
+        {"quantity": true, "total_price": {"tax_amount": "NaN"}}]});
+    let found = normalize(def("invoices"), &mut invoice).unwrap_err();
+    assert_eq!(
+        paths(&found),
+        [
+            "lines/0/quantity",
+            "lines/0/unit_price/net_amount",
+            "lines/1/quantity",
+            "lines/1/total_price/tax_amount"
+        ]
+    );
+    assert!(found
+        .iter()
+        .all(|e| e.message == "expected a decimal number"));
+}
+
+#[test]
+fn dates_are_normalised_to_utc_and_need_an_offset() {
+    let mut invoice = json!({"transaction_date": "2024-01-01T10:00:00+02:00",
+        "due_date": "2024-01-31T23:59:59.250-05:00", "created_at": "2024-01-01T10:00:00"});
+    let found = normalize(def("invoices"), &mut invoice).unwrap_err();
+    assert_eq!(
+        found,
+        [FieldError::new(
+            "created_at",
+            "expected an RFC 3339 date-time with an offset (Z or +hh:mm)"
+        )]
+    );
+    assert_eq!(invoice["transaction_date"], "2024-01-01T08:00:00Z");
+    assert_eq!(invoice["due_date"], "2024-02-01T04:59:59.250Z");
+
+    let mut employee = json!({"birth_date": "1962-02-18T00:00:00Z", "hired_date": "2002-08-14",
+        "released_date": "2010-01-01T00:00:00+01:00"});
+    normalize(def("employees"), &mut employee).unwrap();
+    assert_eq!(
+        employee,
+        json!({"birth_date": "1962-02-18T00:00:00Z", "hired_date": "2002-08-14",
+        "released_date": "2009-12-31T23:00:00Z"})
+    );
+
+    let found = normalize(def("employees"), &mut json!({"hired_date": 2002})).unwrap_err();
+    assert_eq!(paths(&found), ["hired_date"]);
+}
+
+#[test]
+fn references_and_nulls_are_left_for_the_caller() {
+    let external = json!([{"provider": "shopify", "realm": "store-1", "id": "1001"}]);
+    let mut invoice = json!({"person_id": external.clone(), "lines": [{"item_id": external.clone()}],
+        "amount": null, "lines_extra": null});
+    let before = invoice.clone();
+    normalize(def("invoices"), &mut invoice).unwrap();
+    assert_eq!(invoice, before);
+}
+
+#[test]
+fn text_round_trips_byte_for_byte() {
+    let sent = r#"{"first_name":"Łukasz 李雷 🎸","last_name":"Gonçalves\u00e9","description":"naïve — “quoted” 日本語","amount":1.10}"#;
+    let mut person: Value = serde_json::from_str(sent).unwrap();
+    normalize(def("people"), &mut person).unwrap();
+    validate(def("people"), &person).unwrap();
+    let expected: Value = serde_json::from_str(sent).unwrap();
+    assert_eq!(
+        serde_json::to_string(&person).unwrap(),
+        serde_json::to_string(&expected).unwrap()
+    );
+    assert_eq!(person["first_name"], "Łukasz 李雷 🎸");
+    assert_eq!(serde_json::to_string(&person["amount"]).unwrap(), "1.10");
+}
+
+#[test]
+fn non_objects_are_refused() {
+    assert_eq!(
+        paths(&normalize(def("people"), &mut json!("x")).unwrap_err()),
+        [""]
+    );
+    assert_eq!(paths(&errors("people", json!([]))), [""]);
+}
+
+#[test]
+fn served_schemas_are_self_contained() {
+    let schema = json_schema(def("invoices"));
+    let keys: Vec<&str> = schema
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .take(3)
+        .collect();
+    assert_eq!(keys, ["$schema", "$id", "title"]);
+    assert_eq!(schema["title"], "Invoice");
+    assert_eq!(
+        schema["$defs"]["line"]["properties"]["quantity"]["$ref"],
+        "#/$defs/decimal"
+    );
+    assert_eq!(schema["$defs"]["decimal"]["format"], "decimal");
+    assert_eq!(
+        schema["properties"]["updated_at"]["$ref"],
+        "#/$defs/date_time"
+    );
+    let free = json_schema(def("app_users"));
+    assert_eq!(free["title"], "app_users");
+    assert!(free.get("properties").is_none());
+}

@@ -1,0 +1,71 @@
+//! Who is calling and how they want to see records.
+
+use axum::http::HeaderMap;
+use sharehub_model::catalog::{self, EntityDef};
+use sharehub_model::view::Viewer;
+use sharehub_store::write::Caller;
+use sharehub_store::{App, Group};
+
+use crate::error::ApiError;
+use crate::extract::{caller_group, wants_external_ids};
+use crate::state::AppState;
+
+/// An authenticated app acting in one of its groups.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub app: App,
+    pub group: Group,
+    pub external_ids: bool,
+    /// Scheme and host the client used, for absolute URLs in answers.
+    pub base_url: String,
+}
+
+impl Ctx {
+    pub async fn new(state: &AppState, app: App, group_id: &str, headers: &HeaderMap) -> Result<Self, ApiError> {
+        let group = caller_group(state, &app, group_id).await?;
+        Ok(Ctx { app, group, external_ids: wants_external_ids(headers), base_url: base_url(state, headers) })
+    }
+
+    pub fn viewer(&self) -> Viewer<'_> {
+        Viewer { group_id: &self.group.id, external_ids: self.external_ids }
+    }
+
+    pub fn caller(&self) -> Caller {
+        Caller { app_id: self.app.id.clone(), provider: self.app.provider.clone(), realm: self.group.realm.clone() }
+    }
+
+    /// The entity named in a path, readable by the caller.
+    pub fn readable(&self, name: &str) -> Result<&'static EntityDef, ApiError> {
+        let def = entity_named(name)?;
+        if !self.app.can_read(def.name) {
+            return Err(ApiError::Forbidden(format!("Your app may not read {}", def.name)));
+        }
+        Ok(def)
+    }
+
+    /// The entity named in a path, writable by the caller.
+    pub fn writable(&self, name: &str) -> Result<&'static EntityDef, ApiError> {
+        let def = entity_named(name)?;
+        if !self.app.can_write(def.name) {
+            return Err(ApiError::Forbidden(format!("Your app may not write {}", def.name)));
+        }
+        Ok(def)
+    }
+}
+
+/// Looks up an entity by its URL name, accepting the `.json` suffix old clients add.
+pub fn entity_named(name: &str) -> Result<&'static EntityDef, ApiError> {
+    let name = name.strip_suffix(".json").unwrap_or(name);
+    catalog::entity(name).ok_or_else(|| ApiError::UnknownResource(name.to_string()))
+}
+
+/// The hub's URL as the client sees it.
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    let configured = state.config.public_url.trim_end_matches('/');
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    format!("{scheme}://{host}")
+}

@@ -1,0 +1,124 @@
+//! `Idempotency-Key`: a repeated POST, PUT, DELETE or batch with the same key
+//! replays the first answer for a day instead of writing again.
+//!
+//! The answer is saved after the write commits. A hub that dies between the
+//! two forgets the key, and a repeat then writes again; upserts by external
+//! id (how connectors write) are idempotent anyway, and the window is one
+//! local write long.
+
+use std::future::Future;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use sha2::{Digest, Sha256};
+use sharehub_store::SavedResponse;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const MAX_KEY_LEN: usize = 255;
+const MAX_SAVED_BODY: usize = 16 * 1024 * 1024;
+
+/// A request that may carry an idempotency key.
+pub struct Replayable {
+    app_id: String,
+    key: Option<String>,
+    fingerprint: String,
+}
+
+impl Replayable {
+    pub fn from_request(app_id: &str, method: &str, path: &str, headers: &HeaderMap, body: &[u8]) -> Result<Self, ApiError> {
+        let key = match headers.get("idempotency-key") {
+            None => None,
+            Some(v) => {
+                let key = v.to_str().unwrap_or("").trim().to_string();
+                if key.is_empty() || key.len() > MAX_KEY_LEN {
+                    return Err(ApiError::bad_request("bad-idempotency-key", format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible characters")));
+                }
+                Some(key)
+            }
+        };
+        let mut hasher = Sha256::new();
+        for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
+            hasher.update(part);
+        }
+        Ok(Self { app_id: app_id.to_string(), key, fingerprint: hex::encode(hasher.finalize()) })
+    }
+}
+
+/// Runs `work` once per key: a repeat replays the saved answer.
+pub async fn run<F>(state: &AppState, req: Replayable, work: F) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<Response, ApiError>>,
+{
+    let Some(key) = req.key.clone() else { return work.await };
+    if let Some(saved) = fresh_saved(state, &req.app_id, &key).await? {
+        return replay(saved, &req.fingerprint);
+    }
+
+    let _guard = InFlight::claim(state, &req.app_id, &key)?;
+    // A twin request may have finished while this one waited for the claim.
+    if let Some(saved) = fresh_saved(state, &req.app_id, &key).await? {
+        return replay(saved, &req.fingerprint);
+    }
+    let response = match work.await {
+        Ok(response) => response,
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    };
+    save(state, &req, &key, response).await
+}
+
+async fn fresh_saved(state: &AppState, app_id: &str, key: &str) -> Result<Option<SavedResponse>, ApiError> {
+    let saved = state.store.saved_response(app_id, key).await?;
+    let ttl = jiff::SignedDuration::from_hours(i64::from(state.config.idempotency_hours));
+    Ok(saved.filter(|s| jiff::Timestamp::now().duration_since(s.created_at) < ttl))
+}
+
+fn replay(saved: SavedResponse, fingerprint: &str) -> Result<Response, ApiError> {
+    if saved.fingerprint != fingerprint {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    let status = StatusCode::from_u16(saved.status).unwrap_or(StatusCode::OK);
+    let mut response = Response::new(Body::from(saved.body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/vnd.api+json"));
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+async fn save(state: &AppState, req: &Replayable, key: &str, response: Response) -> Result<Response, ApiError> {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_SAVED_BODY).await.map_err(|e| ApiError::Internal(anyhow::anyhow!("buffering an answer: {e}")))?;
+    // Server errors are not answers worth replaying: the client should retry.
+    if parts.status.as_u16() < 500 {
+        let saved = SavedResponse { fingerprint: req.fingerprint.clone(), status: parts.status.as_u16(), body: bytes.to_vec(), created_at: jiff::Timestamp::now() };
+        state.store.save_response(&req.app_id, key, &saved).await?;
+    }
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+/// Marks a key as being answered; a concurrent twin gets 409 until it is done.
+struct InFlight {
+    state: AppState,
+    slot: (String, String),
+}
+
+impl InFlight {
+    fn claim(state: &AppState, app_id: &str, key: &str) -> Result<Self, ApiError> {
+        let slot = (app_id.to_string(), key.to_string());
+        let mut set = state.keys_in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if !set.insert(slot.clone()) {
+            return Err(ApiError::Conflict("A request with this Idempotency-Key is still being answered; retry shortly".into()));
+        }
+        Ok(Self { state: state.clone(), slot })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut set = self.state.keys_in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.slot);
+    }
+}

@@ -1,0 +1,107 @@
+//! Configuration in layers: the commented defaults embedded in the binary,
+//! then an optional TOML file, then `SHAREHUB_*` environment variables
+//! (`SHAREHUB_DELIVERY__TIMEOUT_SECS=5` sets `delivery.timeout_secs`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+/// The defaults, with a comment on every setting; `sharehub default-config` prints them.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// A secret that never shows in logs or `Debug` output.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything sharehub can be told.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// `sqlite://path/to/file.db`.
+    pub database_url: String,
+    /// The URL clients reach the hub at, for `pagination.next` and `_links`;
+    /// when empty, it is taken from each request's Host header.
+    pub public_url: String,
+    /// Bearer token of the platform (admin) API; the admin API is closed when empty.
+    pub admin_token: Option<Secret>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Most operations in one `POST /batch`.
+    pub batch_max_ops: usize,
+    /// How long an `Idempotency-Key` answer is replayed, in hours.
+    pub idempotency_hours: u32,
+    /// `text` or `json` logs.
+    pub log_format: String,
+    pub delivery: DeliveryConfig,
+}
+
+/// How webhooks are delivered.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliveryConfig {
+    /// Start the delivery workers in this process.
+    pub enabled: bool,
+    /// Delays between retries of a failing batch, e.g. "5s,30s,2m,10m,1h".
+    pub retry_schedule: String,
+    /// Random spread applied to each delay (0.2 = ±20%).
+    pub jitter: f64,
+    /// Time a receiver has to answer, in seconds.
+    pub timeout_secs: u64,
+    /// Most records in one webhook POST.
+    pub batch_records: usize,
+    /// How often idle workers look for work they were not woken for, in milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+impl Config {
+    /// Loads the defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment.merge(Env::prefixed("SHAREHUB_").split("__")).extract()?;
+        config.validate().map_err(figment::Error::from)?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.body_limit_bytes < 1024 {
+            return Err("body_limit_bytes must be at least 1024".into());
+        }
+        if self.batch_max_ops == 0 || self.delivery.batch_records == 0 {
+            return Err("batch_max_ops and delivery.batch_records must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.delivery.jitter) {
+            return Err("delivery.jitter must be between 0 and 1".into());
+        }
+        sharehub_delivery::schedule::RetrySchedule::parse_delays(&self.delivery.retry_schedule)
+            .map(|_| ())
+            .map_err(|e| format!("delivery.retry_schedule: {e}"))
+    }
+
+    pub fn admin_token(&self) -> Option<&Secret> {
+        self.admin_token.as_ref().filter(|t| !t.expose().is_empty())
+    }
+}

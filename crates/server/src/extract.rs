@@ -1,0 +1,118 @@
+//! Request extractors that answer the contract's errors: the caller app
+//! (HTTP Basic), its group, and JSON bodies.
+
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::Value;
+use sharehub_store::{App, Group};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The app that signed the request with HTTP Basic.
+#[derive(Debug, Clone)]
+pub struct CallerApp(pub App);
+
+impl FromRequestParts<AppState> for CallerApp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(&parts.headers, state).await.map(CallerApp)
+    }
+}
+
+/// Checks HTTP Basic credentials against the registered apps.
+pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<App, ApiError> {
+    let (api_id, api_key) = basic_credentials(headers).ok_or(ApiError::Unauthorized)?;
+    let app = state.store.get_app(&api_id).await?.ok_or(ApiError::Unauthorized)?;
+    if !constant_time_eq(api_key.as_bytes(), app.api_key.as_bytes()) {
+        return Err(ApiError::Unauthorized);
+    }
+    tracing::Span::current().record("app_id", app.id.as_str());
+    Ok(app)
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, key) = text.split_once(':')?;
+    Some((id.to_string(), key.to_string()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The group named in the path, which must belong to the caller. A group of
+/// another app and a group that does not exist answer the same 401.
+pub async fn caller_group(state: &AppState, app: &App, group_id: &str) -> Result<Group, ApiError> {
+    let group = state.store.get_group(group_id).await?;
+    match group {
+        Some(group) if group.app_id == app.id => {
+            tracing::Span::current().record("group_id", group.id.as_str());
+            Ok(group)
+        }
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+/// Whether the caller asked for id arrays (`CONNEC-EXTERNAL-IDS: true`).
+pub fn wants_external_ids(headers: &HeaderMap) -> bool {
+    headers
+        .get("connec-external-ids")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// A JSON request body, checked for media type and size, parsed with its
+/// error position. Keeps the raw bytes for idempotency fingerprints.
+pub struct JsonBody {
+    pub value: Value,
+    pub raw: Bytes,
+}
+
+impl axum::extract::FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        check_media_type(req.headers())?;
+        let raw = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(format!("The body is larger than {} bytes", state.config.body_limit_bytes))
+            } else {
+                ApiError::bad_request("bad-request", format!("Could not read the body: {e}"))
+            }
+        })?;
+        let value = parse_json(&raw)?;
+        Ok(JsonBody { value, raw })
+    }
+}
+
+/// Parses JSON, saying where it broke.
+pub fn parse_json(raw: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(raw).map_err(|e| {
+        ApiError::bad_request("malformed-json", format!("Malformed JSON at line {}, column {}: {e}", e.line(), e.column()))
+    })
+}
+
+fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(ApiError::UnsupportedMediaType("Send Content-Type: application/vnd.api+json or application/json".into()));
+    };
+    let essence = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence == "application/json" || essence == "application/vnd.api+json" || essence.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type {essence:?} is not JSON; send application/vnd.api+json or application/json"
+        )))
+    }
+}

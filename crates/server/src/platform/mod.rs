@@ -1,0 +1,149 @@
+//! The platform (admin) API under `/platform/v1`: organizations, apps, their
+//! entities and keys, installations, and the delivery log. Bearer token from
+//! the configuration; closed when none is set.
+
+pub mod service;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sharehub_store::{AppUpdate, NewApp};
+
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/platform/v1/orgs", get(list_orgs).post(create_org))
+        .route("/platform/v1/apps", get(list_apps).post(create_app))
+        .route("/platform/v1/apps/{app}", get(get_app).patch(update_app))
+        .route("/platform/v1/apps/{app}/api-key", post(rotate_key))
+        .route("/platform/v1/apps/{app}/webhook-secret", post(rotate_secret))
+        .route("/platform/v1/apps/{app}/groups", get(app_groups))
+        .route("/platform/v1/apps/{app}/deliveries", get(deliveries))
+        .route("/platform/v1/apps/{app}/dead-letters", get(dead_letters))
+        .route("/platform/v1/apps/{app}/dead-letters/{webhook_id}/resend", post(resend))
+        .route("/platform/v1/groups", post(install))
+}
+
+/// Proof that the request carries the admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(token) = state.config.admin_token() else {
+            return Err(ApiError::Forbidden("The admin API is closed: set admin_token (SHAREHUB_ADMIN_TOKEN)".into()));
+        };
+        let presented = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            Some(p) if constant_time_eq(p.trim().as_bytes(), token.expose().as_bytes()) => Ok(Admin),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: JsonBody) -> Result<T, ApiError> {
+    serde_json::from_value(body.value).map_err(|e| ApiError::bad_request("bad-request", e.to_string()))
+}
+
+fn ok(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct NewOrg {
+    name: String,
+}
+
+async fn create_org(_: Admin, State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+    let new: NewOrg = parse(body)?;
+    let org = service::create_org(s.store.as_ref(), &new.name).await?;
+    Ok(ok(StatusCode::CREATED, json!({ "org": org })))
+}
+
+async fn list_orgs(_: Admin, State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(ok(StatusCode::OK, json!({ "orgs": s.store.list_orgs().await? })))
+}
+
+async fn create_app(_: Admin, State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+    let new: NewApp = parse(body)?;
+    let (app, secrets) = service::register_app(s.store.as_ref(), new).await?;
+    Ok(ok(StatusCode::CREATED, json!({ "app": app, "secrets": secrets })))
+}
+
+async fn list_apps(_: Admin, State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(ok(StatusCode::OK, json!({ "apps": s.store.list_apps().await? })))
+}
+
+async fn get_app(_: Admin, State(s): State<AppState>, Path(app): Path<String>) -> Result<Response, ApiError> {
+    let found = s.store.get_app(&app).await?.ok_or_else(|| service::no_app(&app))?;
+    Ok(ok(StatusCode::OK, json!({ "app": found })))
+}
+
+async fn update_app(_: Admin, State(s): State<AppState>, Path(app): Path<String>, body: JsonBody) -> Result<Response, ApiError> {
+    let update: AppUpdate = parse(body)?;
+    let updated = service::update_app(s.store.as_ref(), &app, update).await?;
+    Ok(ok(StatusCode::OK, json!({ "app": updated })))
+}
+
+async fn rotate_key(_: Admin, State(s): State<AppState>, Path(app): Path<String>) -> Result<Response, ApiError> {
+    let key = service::rotate_api_key(s.store.as_ref(), &app).await?;
+    Ok(ok(StatusCode::OK, json!({ "api_id": app, "api_key": key })))
+}
+
+async fn rotate_secret(_: Admin, State(s): State<AppState>, Path(app): Path<String>) -> Result<Response, ApiError> {
+    let secret = service::rotate_webhook_secret(s.store.as_ref(), &app).await?;
+    Ok(ok(StatusCode::OK, json!({ "api_id": app, "webhook_secret": secret })))
+}
+
+#[derive(Deserialize)]
+struct NewGroup {
+    app_id: String,
+    org_id: String,
+    realm: Option<String>,
+}
+
+async fn install(_: Admin, State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+    let new: NewGroup = parse(body)?;
+    let group = service::install(s.store.as_ref(), &new.app_id, &new.org_id, new.realm.as_deref()).await?;
+    Ok(ok(StatusCode::CREATED, json!({ "group": group })))
+}
+
+async fn app_groups(_: Admin, State(s): State<AppState>, Path(app): Path<String>) -> Result<Response, ApiError> {
+    Ok(ok(StatusCode::OK, json!({ "groups": s.store.groups_of_app(&app).await? })))
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    limit: Option<u32>,
+}
+
+async fn deliveries(_: Admin, State(s): State<AppState>, Path(app): Path<String>, Query(q): Query<LogQuery>) -> Result<Response, ApiError> {
+    let log = s.store.delivery_log(&app, q.limit.unwrap_or(100).min(1000)).await?;
+    Ok(ok(StatusCode::OK, json!({ "deliveries": log })))
+}
+
+async fn dead_letters(_: Admin, State(s): State<AppState>, Path(app): Path<String>) -> Result<Response, ApiError> {
+    Ok(ok(StatusCode::OK, json!({ "dead_letters": s.store.dead_letters(&app).await? })))
+}
+
+/// Sends a dead letter again, as a new message with the records' present state.
+async fn resend(_: Admin, State(s): State<AppState>, Path((app, webhook_id)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let app = s.store.get_app(&app).await?.ok_or_else(|| service::no_app(&app))?;
+    let letter = s.store.dead_letter(&app.id, &webhook_id).await?.ok_or_else(|| ApiError::NotFound(format!("No dead letter {webhook_id}")))?;
+    let timeout = std::time::Duration::from_secs(s.config.delivery.timeout_secs);
+    let report = sharehub_delivery::resend(s.store.as_ref(), &app, &letter, timeout).await.map_err(ApiError::Internal)?;
+    Ok(ok(StatusCode::OK, json!({ "resend": report })))
+}

@@ -1,0 +1,95 @@
+//! Platform operations shared by the admin API and the CLI, with their checks.
+
+use sharehub_model::catalog;
+use sharehub_model::FieldError;
+use sharehub_store::{App, AppSecrets, AppUpdate, EntityAccess, Group, NewApp, Org, Store};
+
+use crate::error::ApiError;
+
+pub async fn create_org(store: &dyn Store, name: &str) -> Result<Org, ApiError> {
+    if name.trim().is_empty() {
+        return Err(ApiError::Invalid(vec![FieldError::new("name", "must not be empty")]));
+    }
+    Ok(store.create_org(name.trim()).await?)
+}
+
+/// Registers an app; the hub makes its api id, api key and webhook secret.
+pub async fn register_app(store: &dyn Store, app: NewApp) -> Result<(App, AppSecrets), ApiError> {
+    let mut errors = Vec::new();
+    if app.name.trim().is_empty() {
+        errors.push(FieldError::new("name", "must not be empty"));
+    }
+    if !is_slug(&app.provider) || app.provider == "connec" {
+        errors.push(FieldError::new("provider", "expected a slug of a-z, 0-9, - and _ (and not \"connec\")"));
+    }
+    errors.extend(check_url(app.notification_url.as_deref()));
+    errors.extend(check_entities(&app.entities));
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let secret = sharehub_delivery::signature::WebhookSecret::generate().to_whsec();
+    Ok(store.create_app(app, secret).await?)
+}
+
+pub async fn update_app(store: &dyn Store, app_id: &str, update: AppUpdate) -> Result<App, ApiError> {
+    let mut errors = Vec::new();
+    if let Some(Some(url)) = &update.notification_url {
+        errors.extend(check_url(Some(url)));
+    }
+    if let Some(entities) = &update.entities {
+        errors.extend(check_entities(entities));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    store.update_app(app_id, update).await?.ok_or_else(|| no_app(app_id))
+}
+
+pub async fn rotate_api_key(store: &dyn Store, app_id: &str) -> Result<String, ApiError> {
+    store.rotate_api_key(app_id).await?.ok_or_else(|| no_app(app_id))
+}
+
+pub async fn rotate_webhook_secret(store: &dyn Store, app_id: &str) -> Result<String, ApiError> {
+    let secret = sharehub_delivery::signature::WebhookSecret::generate().to_whsec();
+    if store.set_webhook_secret(app_id, secret.clone()).await? {
+        Ok(secret)
+    } else {
+        Err(no_app(app_id))
+    }
+}
+
+/// Installs an app in an organization; answers the group (its `group_id`).
+pub async fn install(store: &dyn Store, app_id: &str, org_id: &str, realm: Option<&str>) -> Result<Group, ApiError> {
+    if realm.is_some_and(|r| r.trim().is_empty()) {
+        return Err(ApiError::Invalid(vec![FieldError::new("realm", "must not be empty")]));
+    }
+    store.install(app_id, org_id, realm).await.map_err(|e| match e {
+        sharehub_store::StoreError::Invalid(why) => ApiError::NotFound(why),
+        other => other.into(),
+    })
+}
+
+pub fn no_app(app_id: &str) -> ApiError {
+    ApiError::NotFound(format!("No app {app_id}"))
+}
+
+fn is_slug(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn check_url(url: Option<&str>) -> Option<FieldError> {
+    let url = url?;
+    match url::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => None,
+        _ => Some(FieldError::new("notification_url", "expected an http(s) URL")),
+    }
+}
+
+fn check_entities(entities: &[EntityAccess]) -> Vec<FieldError> {
+    entities
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| catalog::entity(&e.entity).is_none())
+        .map(|(i, e)| FieldError::new(format!("entities/{i}/entity"), format!("{:?} is not a shared entity", e.entity)))
+        .collect()
+}

@@ -1,0 +1,24 @@
+//! What every handler shares.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use sharehub_store::Store;
+
+use crate::config::Config;
+
+/// The state behind the router.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    /// Idempotency keys being answered right now, so a repeat waits for the
+    /// first answer instead of running the write twice.
+    pub keys_in_flight: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
+        Self { store, config: Arc::new(config), keys_in_flight: Arc::default() }
+    }
+}

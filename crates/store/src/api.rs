@@ -1,0 +1,92 @@
+//! The [`Store`] trait and how a backend is chosen.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sharehub_model::view::LinkMap;
+use uuid::Uuid;
+
+use crate::write::WriteOp;
+use crate::*;
+
+/// Everything the hub asks of its database.
+///
+/// Every method that takes an `org_id` touches that organization's data only:
+/// tenant isolation starts here, not in the HTTP layer.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- platform -------------------------------------------------------
+    async fn create_org(&self, name: &str) -> Result<Org, StoreError>;
+    async fn list_orgs(&self) -> Result<Vec<Org>, StoreError>;
+    /// Registers an app with a webhook secret made by the caller (`whsec_…`).
+    async fn create_app(&self, app: NewApp, webhook_secret: String) -> Result<(App, AppSecrets), StoreError>;
+    async fn update_app(&self, app_id: &str, update: AppUpdate) -> Result<Option<App>, StoreError>;
+    async fn get_app(&self, app_id: &str) -> Result<Option<App>, StoreError>;
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
+    /// Replaces the app's api key; returns the new one.
+    async fn rotate_api_key(&self, app_id: &str) -> Result<Option<String>, StoreError>;
+    /// Replaces the app's webhook secret; answers whether the app exists.
+    async fn set_webhook_secret(&self, app_id: &str, webhook_secret: String) -> Result<bool, StoreError>;
+    /// Installs an app in an organization (idempotent: the existing group if any).
+    async fn install(&self, app_id: &str, org_id: &str, realm: Option<&str>) -> Result<Group, StoreError>;
+    async fn get_group(&self, group_id: &str) -> Result<Option<Group>, StoreError>;
+    async fn groups_of_app(&self, app_id: &str) -> Result<Vec<Group>, StoreError>;
+
+    // --- records ----------------------------------------------------------
+    /// Runs the ops in order in one transaction; each op succeeds or fails
+    /// on its own. Errs only when the database fails, and then nothing of
+    /// the call is stored.
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError>;
+    async fn get_record(&self, org_id: &str, entity: &str, id: Uuid) -> Result<Option<StoredRecord>, StoreError>;
+    async fn get_records(&self, org_id: &str, ids: &[Uuid]) -> Result<Vec<StoredRecord>, StoreError>;
+    async fn find_by_external_id(&self, org_id: &str, entity: &str, app_id: &str, realm: &str, external_id: &str) -> Result<Option<Uuid>, StoreError>;
+    async fn find_singleton(&self, org_id: &str, entity: &str) -> Result<Option<StoredRecord>, StoreError>;
+    /// One page of live records and the number of all that match.
+    async fn list_records(&self, query: &ListQuery) -> Result<(Vec<StoredRecord>, u64), StoreError>;
+    /// The external-id links of the given records, with their apps' provider names.
+    async fn links(&self, org_id: &str, ids: &[Uuid]) -> Result<LinkMap, StoreError>;
+    /// Changes of the organization with seq > `after`, in seq order.
+    async fn changes(&self, org_id: &str, after: i64, limit: u32) -> Result<Vec<Change>, StoreError>;
+    async fn last_seq(&self, org_id: &str) -> Result<i64, StoreError>;
+
+    // --- idempotency ------------------------------------------------------
+    async fn saved_response(&self, app_id: &str, key: &str) -> Result<Option<SavedResponse>, StoreError>;
+    async fn save_response(&self, app_id: &str, key: &str, response: &SavedResponse) -> Result<(), StoreError>;
+
+    // --- webhook delivery -------------------------------------------------
+    /// Delivery cursors of an app: organization id -> last delivered seq.
+    async fn cursors(&self, app_id: &str) -> Result<HashMap<String, i64>, StoreError>;
+    /// Moves cursors forward without a batch (the changes were not for this app).
+    async fn advance_cursors(&self, app_id: &str, moves: &[CursorMove]) -> Result<(), StoreError>;
+    async fn pending_batch(&self, app_id: &str) -> Result<Option<PendingBatch>, StoreError>;
+    async fn save_pending_batch(&self, batch: &PendingBatch) -> Result<(), StoreError>;
+    /// Records an attempt; on success also removes the batch and moves the cursors.
+    async fn record_attempt(&self, batch: &PendingBatch, attempt: &DeliveryAttempt, delivered: bool) -> Result<(), StoreError>;
+    /// Sets the batch aside as a dead letter and moves the cursors past it.
+    async fn bury_batch(&self, batch: &PendingBatch) -> Result<(), StoreError>;
+    async fn delivery_log(&self, app_id: &str, limit: u32) -> Result<Vec<DeliveryAttempt>, StoreError>;
+    async fn dead_letters(&self, app_id: &str) -> Result<Vec<DeadLetter>, StoreError>;
+    async fn dead_letter(&self, app_id: &str, webhook_id: &str) -> Result<Option<DeadLetter>, StoreError>;
+    async fn mark_resent(&self, webhook_id: &str) -> Result<(), StoreError>;
+    /// Stops deliveries to an app, saying why (`None` resumes them).
+    async fn set_endpoint_disabled(&self, app_id: &str, reason: Option<&str>) -> Result<(), StoreError>;
+
+    /// A receiver that changes whenever a write commits, to wake delivery workers.
+    fn commits(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store named by a database URL: `sqlite://path` (created when
+/// missing) or `sqlite::memory:`. Any other scheme is a start-up error.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        let store = crate::sqlite::SqliteStore::open(url).await?;
+        return Ok(Arc::new(store));
+    }
+    let scheme = url.split(':').next().unwrap_or(url);
+    Err(StoreError::Invalid(format!(
+        "unsupported database URL scheme {scheme:?}: use sqlite://path/to/file.db"
+    )))
+}

@@ -1,0 +1,49 @@
+//! Errors of the store.
+
+use sharehub_model::FieldError;
+
+/// The database failed or is unreachable; nothing the client can fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("{context}: {source}")]
+    Database {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Adds what the store was doing to a database error.
+pub trait Context<T> {
+    fn context(self, context: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn context(self, context: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| match source {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(format!("{context}: {source}"))
+            }
+            source => StoreError::Database { context, source },
+        })
+    }
+}
+
+/// Why one write was refused. The other writes of the same batch go on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WriteError {
+    #[error("invalid record")]
+    Invalid(Vec<FieldError>),
+    #[error("no such record")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the record is at version {current}")]
+    StaleVersion { current: i64 },
+}

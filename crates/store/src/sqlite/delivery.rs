@@ -1,0 +1,298 @@
+//! Webhook delivery state and idempotency keys on SQLite.
+
+use std::collections::HashMap;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::rows::timestamp;
+use super::SqliteStore;
+use crate::error::Context;
+use crate::*;
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("bad delivery state: {e}")))
+}
+
+async fn move_cursors(conn: &mut SqliteConnection, app_id: &str, moves: &[CursorMove]) -> Result<(), StoreError> {
+    for m in moves {
+        sqlx::query("UPDATE delivery_cursors SET delivered_seq = max(delivered_seq, ?) WHERE app_id = ? AND org_id = ?")
+            .bind(m.to_seq)
+            .bind(app_id)
+            .bind(&m.org_id)
+            .execute(&mut *conn)
+            .await
+            .context("moving a delivery cursor")?;
+    }
+    Ok(())
+}
+
+async fn insert_attempt(conn: &mut SqliteConnection, app_id: &str, a: &DeliveryAttempt) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO delivery_attempts (app_id, webhook_id, attempt, at, status, outcome, error, duration_ms, record_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(app_id)
+    .bind(&a.webhook_id)
+    .bind(a.attempt)
+    .bind(a.at.as_microsecond())
+    .bind(a.status)
+    .bind(&a.outcome)
+    .bind(&a.error)
+    .bind(a.duration_ms as i64)
+    .bind(a.record_count)
+    .execute(&mut *conn)
+    .await
+    .context("logging a delivery attempt")?;
+    Ok(())
+}
+
+fn batch_from_row(row: &SqliteRow) -> Result<PendingBatch, StoreError> {
+    Ok(PendingBatch {
+        app_id: row.get(0),
+        webhook_id: row.get(1),
+        body: row.get(2),
+        ranges: from_json(row.get(3))?,
+        records: from_json(row.get(4))?,
+        attempts: row.get(5),
+        next_attempt_at: timestamp(row.get(6))?,
+        created_at: timestamp(row.get(7))?,
+        last_error: row.get(8),
+    })
+}
+
+fn dead_letter_from_row(row: &SqliteRow) -> Result<DeadLetter, StoreError> {
+    let resent: Option<i64> = row.get(8);
+    Ok(DeadLetter {
+        webhook_id: row.get(0),
+        app_id: row.get(1),
+        body: row.get(2),
+        records: from_json(row.get(3))?,
+        record_count: row.get(4),
+        attempts: row.get(5),
+        last_error: row.get(6),
+        created_at: timestamp(row.get(7))?,
+        resent_at: resent.map(timestamp).transpose()?,
+    })
+}
+
+const DEAD_LETTER_COLUMNS: &str = "webhook_id, app_id, body, records, record_count, attempts, last_error, created_at, resent_at";
+
+impl SqliteStore {
+    pub(crate) async fn cursors_impl(&self, app_id: &str) -> Result<HashMap<String, i64>, StoreError> {
+        let rows = sqlx::query("SELECT org_id, delivered_seq FROM delivery_cursors WHERE app_id = ?")
+            .bind(app_id)
+            .fetch_all(&self.reader)
+            .await
+            .context("reading delivery cursors")?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub(crate) async fn advance_cursors_impl(&self, app_id: &str, moves: &[CursorMove]) -> Result<(), StoreError> {
+        let (app_id, moves) = (app_id.to_string(), moves.to_vec());
+        self.writer.exec(move |conn| Box::pin(async move { move_cursors(conn, &app_id, &moves).await })).await
+    }
+
+    pub(crate) async fn pending_batch_impl(&self, app_id: &str) -> Result<Option<PendingBatch>, StoreError> {
+        let row = sqlx::query(
+            "SELECT app_id, webhook_id, body, ranges, records, attempts, next_attempt_at, created_at, last_error FROM pending_batches WHERE app_id = ?",
+        )
+        .bind(app_id)
+        .fetch_optional(&self.reader)
+        .await
+        .context("reading a pending batch")?;
+        row.as_ref().map(batch_from_row).transpose()
+    }
+
+    pub(crate) async fn save_pending_batch_impl(&self, batch: &PendingBatch) -> Result<(), StoreError> {
+        let b = batch.clone();
+        self.writer
+            .exec(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO pending_batches (app_id, webhook_id, body, ranges, records, record_count, attempts, next_attempt_at, created_at, last_error) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app_id) DO UPDATE SET \
+                         attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error \
+                         WHERE pending_batches.webhook_id = excluded.webhook_id",
+                    )
+                    .bind(&b.app_id)
+                    .bind(&b.webhook_id)
+                    .bind(&b.body)
+                    .bind(json(&b.ranges))
+                    .bind(json(&b.records))
+                    .bind(b.records.len() as i64)
+                    .bind(b.attempts)
+                    .bind(b.next_attempt_at.as_microsecond())
+                    .bind(b.created_at.as_microsecond())
+                    .bind(&b.last_error)
+                    .execute(conn)
+                    .await
+                    .context("saving a pending batch")?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn record_attempt_impl(&self, batch: &PendingBatch, attempt: &DeliveryAttempt, delivered: bool) -> Result<(), StoreError> {
+        let (b, a) = (batch.clone(), attempt.clone());
+        self.writer
+            .exec(move |conn| {
+                Box::pin(async move {
+                    insert_attempt(conn, &b.app_id, &a).await?;
+                    if !delivered {
+                        return Ok(());
+                    }
+                    sqlx::query("DELETE FROM pending_batches WHERE app_id = ? AND webhook_id = ?")
+                        .bind(&b.app_id)
+                        .bind(&b.webhook_id)
+                        .execute(&mut *conn)
+                        .await
+                        .context("closing a delivered batch")?;
+                    move_cursors(conn, &b.app_id, &b.ranges).await
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn bury_batch_impl(&self, batch: &PendingBatch) -> Result<(), StoreError> {
+        let b = batch.clone();
+        self.writer
+            .exec(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(&format!("INSERT INTO dead_letters ({DEAD_LETTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING"))
+                        .bind(&b.webhook_id)
+                        .bind(&b.app_id)
+                        .bind(&b.body)
+                        .bind(json(&b.records))
+                        .bind(b.records.len() as i64)
+                        .bind(b.attempts)
+                        .bind(&b.last_error)
+                        .bind(jiff::Timestamp::now().as_microsecond())
+                        .execute(&mut *conn)
+                        .await
+                        .context("keeping a dead letter")?;
+                    sqlx::query("DELETE FROM pending_batches WHERE app_id = ? AND webhook_id = ?")
+                        .bind(&b.app_id)
+                        .bind(&b.webhook_id)
+                        .execute(&mut *conn)
+                        .await
+                        .context("closing a dead batch")?;
+                    move_cursors(conn, &b.app_id, &b.ranges).await
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn delivery_log_impl(&self, app_id: &str, limit: u32) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT webhook_id, attempt, at, status, outcome, error, duration_ms, record_count FROM delivery_attempts WHERE app_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(app_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await
+        .context("reading the delivery log")?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveryAttempt {
+                    webhook_id: r.get(0),
+                    attempt: r.get(1),
+                    at: timestamp(r.get(2))?,
+                    status: r.get(3),
+                    outcome: r.get(4),
+                    error: r.get(5),
+                    duration_ms: r.get::<i64, _>(6) as u64,
+                    record_count: r.get(7),
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn dead_letters_impl(&self, app_id: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE app_id = ? ORDER BY created_at DESC"))
+            .bind(app_id)
+            .fetch_all(&self.reader)
+            .await
+            .context("listing dead letters")?;
+        rows.iter().map(dead_letter_from_row).collect()
+    }
+
+    pub(crate) async fn dead_letter_impl(&self, app_id: &str, webhook_id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE app_id = ? AND webhook_id = ?"))
+            .bind(app_id)
+            .bind(webhook_id)
+            .fetch_optional(&self.reader)
+            .await
+            .context("reading a dead letter")?;
+        row.as_ref().map(dead_letter_from_row).transpose()
+    }
+
+    pub(crate) async fn mark_resent_impl(&self, webhook_id: &str) -> Result<(), StoreError> {
+        let id = webhook_id.to_string();
+        self.writer
+            .exec(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("UPDATE dead_letters SET resent_at = ? WHERE webhook_id = ?")
+                        .bind(jiff::Timestamp::now().as_microsecond())
+                        .bind(id)
+                        .execute(conn)
+                        .await
+                        .context("marking a dead letter resent")?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn set_endpoint_disabled_impl(&self, app_id: &str, reason: Option<&str>) -> Result<(), StoreError> {
+        let (id, reason) = (app_id.to_string(), reason.map(str::to_string));
+        self.writer
+            .exec(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("UPDATE apps SET endpoint_disabled = ? WHERE id = ?").bind(reason).bind(id).execute(conn).await.context("disabling an endpoint")?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn saved_response_impl(&self, app_id: &str, key: &str) -> Result<Option<SavedResponse>, StoreError> {
+        let row = sqlx::query("SELECT fingerprint, status, body, created_at FROM idempotency_keys WHERE app_id = ? AND key = ?")
+            .bind(app_id)
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await
+            .context("reading an idempotency key")?;
+        row.map(|r| Ok(SavedResponse { fingerprint: r.get(0), status: r.get::<i64, _>(1) as u16, body: r.get(2), created_at: timestamp(r.get(3))? }))
+            .transpose()
+    }
+
+    pub(crate) async fn save_response_impl(&self, app_id: &str, key: &str, saved: &SavedResponse) -> Result<(), StoreError> {
+        let (app_id, key, s) = (app_id.to_string(), key.to_string(), saved.clone());
+        self.writer
+            .exec(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO idempotency_keys (app_id, key, fingerprint, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (app_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status, \
+                         body = excluded.body, created_at = excluded.created_at",
+                    )
+                    .bind(app_id)
+                    .bind(key)
+                    .bind(s.fingerprint)
+                    .bind(s.status as i64)
+                    .bind(s.body)
+                    .bind(s.created_at.as_microsecond())
+                    .execute(conn)
+                    .await
+                    .context("saving an idempotency key")?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+}

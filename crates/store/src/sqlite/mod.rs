@@ -1,0 +1,203 @@
+//! The store on one embedded SQLite file.
+//!
+//! Reads go through a pool of read connections (WAL mode lets them run while
+//! a write is in progress); writes go through the single [`writer`] task,
+//! which commits waiting writes together. One hub process owns the file.
+
+mod delivery;
+mod platform;
+mod records;
+mod rows;
+mod tx;
+mod writer;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sharehub_model::view::LinkMap;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::Context;
+use crate::write::{self, WriteOp};
+use crate::*;
+use writer::Writer;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The SQLite store.
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: Writer,
+    commits: watch::Receiver<u64>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` and applies migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("bad SQLite URL {url:?}: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a write is acknowledged only once it is on disk. Group
+            // commit keeps the cost of that sync shared between writes.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("cache_size", "-32768")
+            .pragma("temp_store", "memory");
+
+        let mut conn = options.connect().await.context("opening the database")?;
+        MIGRATOR.run(&mut conn).await.map_err(|e| StoreError::Invalid(format!("migrating the database: {e}")))?;
+
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.read_only(true))
+            .await
+            .context("opening read connections")?;
+        let (commits_tx, commits) = watch::channel(0);
+        Ok(Self { reader, writer: Writer::start(conn, commits_tx), commits })
+    }
+
+    /// Applies migrations and closes: `sharehub migrate`.
+    pub async fn migrate(url: &str) -> Result<(), StoreError> {
+        let store = Self::open(url).await?;
+        store.reader.close().await;
+        Ok(())
+    }
+}
+
+async fn run_ops(conn: &mut sqlx::SqliteConnection, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
+    let mut results = Vec::with_capacity(ops.len());
+    for op in ops {
+        sqlx::query("SAVEPOINT op").execute(&mut *conn).await.context("opening a savepoint")?;
+        let result = write::apply(&mut *conn, op, jiff::Timestamp::now()).await?;
+        if result.is_err() {
+            sqlx::query("ROLLBACK TO op").execute(&mut *conn).await.context("rolling back a refused write")?;
+        }
+        sqlx::query("RELEASE op").execute(&mut *conn).await.context("releasing a savepoint")?;
+        results.push(result);
+    }
+    Ok(results)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_org(&self, name: &str) -> Result<Org, StoreError> {
+        self.create_org_impl(name).await
+    }
+    async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
+        self.list_orgs_impl().await
+    }
+    async fn create_app(&self, app: NewApp, webhook_secret: String) -> Result<(App, AppSecrets), StoreError> {
+        self.create_app_impl(app, webhook_secret).await
+    }
+    async fn update_app(&self, app_id: &str, update: AppUpdate) -> Result<Option<App>, StoreError> {
+        self.update_app_impl(app_id, update).await
+    }
+    async fn get_app(&self, app_id: &str) -> Result<Option<App>, StoreError> {
+        self.get_app_impl(app_id).await
+    }
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
+        self.list_apps_impl().await
+    }
+    async fn rotate_api_key(&self, app_id: &str) -> Result<Option<String>, StoreError> {
+        let key = sharehub_model::ids::new_api_key();
+        let found = self.set_app_secret(app_id, "api_key", key.clone()).await?;
+        Ok(found.then_some(key))
+    }
+    async fn set_webhook_secret(&self, app_id: &str, webhook_secret: String) -> Result<bool, StoreError> {
+        self.set_app_secret(app_id, "webhook_secret", webhook_secret).await
+    }
+    async fn install(&self, app_id: &str, org_id: &str, realm: Option<&str>) -> Result<Group, StoreError> {
+        self.install_impl(app_id, org_id, realm).await
+    }
+    async fn get_group(&self, group_id: &str) -> Result<Option<Group>, StoreError> {
+        self.get_group_impl(group_id).await
+    }
+    async fn groups_of_app(&self, app_id: &str) -> Result<Vec<Group>, StoreError> {
+        self.groups_of_app_impl(app_id).await
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
+        self.writer.exec(move |conn| Box::pin(run_ops(conn, ops))).await
+    }
+    async fn get_record(&self, org_id: &str, entity: &str, id: Uuid) -> Result<Option<StoredRecord>, StoreError> {
+        self.get_record_impl(org_id, entity, id).await
+    }
+    async fn get_records(&self, org_id: &str, ids: &[Uuid]) -> Result<Vec<StoredRecord>, StoreError> {
+        self.get_records_impl(org_id, ids).await
+    }
+    async fn find_by_external_id(&self, org_id: &str, entity: &str, app_id: &str, realm: &str, external_id: &str) -> Result<Option<Uuid>, StoreError> {
+        self.find_by_external_id_impl(org_id, entity, app_id, realm, external_id).await
+    }
+    async fn find_singleton(&self, org_id: &str, entity: &str) -> Result<Option<StoredRecord>, StoreError> {
+        self.find_singleton_impl(org_id, entity).await
+    }
+    async fn list_records(&self, query: &ListQuery) -> Result<(Vec<StoredRecord>, u64), StoreError> {
+        self.list_records_impl(query).await
+    }
+    async fn links(&self, org_id: &str, ids: &[Uuid]) -> Result<LinkMap, StoreError> {
+        self.links_impl(org_id, ids).await
+    }
+    async fn changes(&self, org_id: &str, after: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        self.changes_impl(org_id, after, limit).await
+    }
+    async fn last_seq(&self, org_id: &str) -> Result<i64, StoreError> {
+        self.last_seq_impl(org_id).await
+    }
+
+    async fn saved_response(&self, app_id: &str, key: &str) -> Result<Option<SavedResponse>, StoreError> {
+        self.saved_response_impl(app_id, key).await
+    }
+    async fn save_response(&self, app_id: &str, key: &str, response: &SavedResponse) -> Result<(), StoreError> {
+        self.save_response_impl(app_id, key, response).await
+    }
+
+    async fn cursors(&self, app_id: &str) -> Result<HashMap<String, i64>, StoreError> {
+        self.cursors_impl(app_id).await
+    }
+    async fn advance_cursors(&self, app_id: &str, moves: &[CursorMove]) -> Result<(), StoreError> {
+        self.advance_cursors_impl(app_id, moves).await
+    }
+    async fn pending_batch(&self, app_id: &str) -> Result<Option<PendingBatch>, StoreError> {
+        self.pending_batch_impl(app_id).await
+    }
+    async fn save_pending_batch(&self, batch: &PendingBatch) -> Result<(), StoreError> {
+        self.save_pending_batch_impl(batch).await
+    }
+    async fn record_attempt(&self, batch: &PendingBatch, attempt: &DeliveryAttempt, delivered: bool) -> Result<(), StoreError> {
+        self.record_attempt_impl(batch, attempt, delivered).await
+    }
+    async fn bury_batch(&self, batch: &PendingBatch) -> Result<(), StoreError> {
+        self.bury_batch_impl(batch).await
+    }
+    async fn delivery_log(&self, app_id: &str, limit: u32) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.delivery_log_impl(app_id, limit).await
+    }
+    async fn dead_letters(&self, app_id: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead_letters_impl(app_id).await
+    }
+    async fn dead_letter(&self, app_id: &str, webhook_id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        self.dead_letter_impl(app_id, webhook_id).await
+    }
+    async fn mark_resent(&self, webhook_id: &str) -> Result<(), StoreError> {
+        self.mark_resent_impl(webhook_id).await
+    }
+    async fn set_endpoint_disabled(&self, app_id: &str, reason: Option<&str>) -> Result<(), StoreError> {
+        self.set_endpoint_disabled_impl(app_id, reason).await
+    }
+
+    fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.clone()
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.reader.acquire().await.context("reaching the database")?;
+        conn.ping().await.context("reaching the database")
+    }
+}

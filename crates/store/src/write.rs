@@ -1,0 +1,399 @@
+//! The rules of a write, once for every backend.
+//!
+//! A [`WriteOp`] is one create, update, link or archive asked by one app. It
+//! runs inside a backend transaction through [`WriteTx`]: the record, its
+//! external-id links and its change-log entry are written together or not at
+//! all. An op that breaks a rule answers a [`WriteError`] and writes nothing.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sharehub_model::catalog::{self, EntityDef};
+use sharehub_model::{merge, schema, totals, FieldError};
+use uuid::Uuid;
+
+use crate::{ChangeKind, StoreError, StoredRecord, WriteError};
+
+/// The app asking for a write, as seen in the organization it writes to.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub app_id: String,
+    pub provider: String,
+    pub realm: String,
+}
+
+/// Which record a write is aimed at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// A POST: a new record, or the one its external id or matching fields find.
+    New,
+    /// A PUT or DELETE of a record by hub id.
+    Id(Uuid),
+    /// The organization's one record of a singleton entity (`company`).
+    Singleton,
+}
+
+/// One write asked by one app.
+#[derive(Debug, Clone)]
+pub struct WriteOp {
+    pub org_id: String,
+    pub caller: Caller,
+    pub entity: &'static EntityDef,
+    pub target: Target,
+    /// The object the client sent (with its `id` array, if any).
+    pub body: Map<String, Value>,
+    /// `opts/matching_fields`: merge into a record whose listed fields are equal.
+    pub matching_fields: Vec<String>,
+    /// The version the client last read (`If-Match`).
+    pub if_match: Option<i64>,
+    /// Archive the record instead of writing fields (`DELETE`).
+    pub archive: bool,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOutcome {
+    Created(StoredRecord),
+    Updated(StoredRecord),
+    /// Nothing changed: no new version, no notification.
+    Unchanged(StoredRecord),
+}
+
+impl WriteOutcome {
+    pub fn record(&self) -> &StoredRecord {
+        match self {
+            WriteOutcome::Created(r) | WriteOutcome::Updated(r) | WriteOutcome::Unchanged(r) => r,
+        }
+    }
+}
+
+/// What the write rules need from a backend transaction.
+#[async_trait]
+pub trait WriteTx: Send {
+    async fn load(&mut self, org_id: &str, id: Uuid) -> Result<Option<StoredRecord>, StoreError>;
+    async fn find_link(&mut self, org_id: &str, entity: &str, app_id: &str, realm: &str, external_id: &str) -> Result<Option<Uuid>, StoreError>;
+    async fn add_link(&mut self, org_id: &str, entity: &str, app_id: &str, realm: &str, external_id: &str, record_id: Uuid) -> Result<(), StoreError>;
+    /// A live record of `entity` whose fields at the given paths equal the values.
+    async fn find_matching(&mut self, org_id: &str, entity: &str, fields: &[(Vec<String>, Value)]) -> Result<Option<Uuid>, StoreError>;
+    async fn find_singleton(&mut self, org_id: &str, entity: &str) -> Result<Option<Uuid>, StoreError>;
+    async fn insert(&mut self, record: &StoredRecord) -> Result<(), StoreError>;
+    async fn update(&mut self, record: &StoredRecord) -> Result<(), StoreError>;
+    /// Appends the change to the organization's log; returns its seq.
+    async fn log_change(&mut self, record: &StoredRecord, origin_app: &str, kind: ChangeKind) -> Result<i64, StoreError>;
+}
+
+type OpResult = Result<Result<WriteOutcome, WriteError>, StoreError>;
+
+/// How the client named the record in the body's `id`.
+enum BodyId {
+    Absent,
+    Hub(Uuid),
+    External(String),
+    OthersOnly,
+}
+
+/// Runs one write.
+pub async fn apply<T: WriteTx + ?Sized>(tx: &mut T, mut op: WriteOp, now: jiff::Timestamp) -> OpResult {
+    let body_id = match read_body_id(&op.body, &op.caller) {
+        Ok(id) => id,
+        Err(e) => return Ok(Err(e)),
+    };
+    let matching = take_matching_fields(&mut op.body, &mut op.matching_fields);
+    merge::strip_meta(&mut op.body);
+    if let Err(e) = matching {
+        return Ok(Err(e));
+    }
+
+    let mut patch = Value::Object(std::mem::take(&mut op.body));
+    if let Err(errors) = schema::normalize(op.entity, &mut patch) {
+        return Ok(Err(WriteError::Invalid(errors)));
+    }
+    if let Err(e) = resolve_references(tx, &op, &mut patch).await? {
+        return Ok(Err(e));
+    }
+    let Value::Object(patch) = patch else {
+        return Ok(Err(invalid("", "expected an object")));
+    };
+
+    let existing = match find_target(tx, &op, &body_id, &patch).await? {
+        Ok(found) => found,
+        Err(e) => return Ok(Err(e)),
+    };
+    let external_id = match body_id {
+        BodyId::External(ext) => Some(ext),
+        _ => None,
+    };
+
+    match existing {
+        Some(record) => update_existing(tx, &op, record, patch, external_id, now).await,
+        None if op.archive || matches!(op.target, Target::Id(_)) => Ok(Err(WriteError::NotFound)),
+        None => create(tx, &op, patch, external_id, now).await,
+    }
+}
+
+fn invalid(path: &str, message: &str) -> WriteError {
+    WriteError::Invalid(vec![FieldError::new(path, message)])
+}
+
+fn read_body_id(body: &Map<String, Value>, caller: &crate::write::Caller) -> Result<BodyId, WriteError> {
+    match body.get("id") {
+        None | Some(Value::Null) => Ok(BodyId::Absent),
+        Some(Value::String(s)) => Uuid::parse_str(s)
+            .map(BodyId::Hub)
+            .map_err(|_| invalid("id", "expected a hub id (UUID) or an id array")),
+        Some(Value::Array(entries)) => read_id_entries(entries, caller),
+        Some(_) => Err(invalid("id", "expected a hub id (UUID) or an id array")),
+    }
+}
+
+fn read_id_entries(entries: &[Value], caller: &Caller) -> Result<BodyId, WriteError> {
+    let mut hub = None;
+    for (i, entry) in entries.iter().enumerate() {
+        let field = |name: &str| entry.get(name).and_then(Value::as_str);
+        let (Some(provider), Some(id)) = (field("provider"), id_text(entry.get("id"))) else {
+            return Err(invalid(&format!("id/{i}"), "expected {\"provider\", \"realm\", \"id\"}"));
+        };
+        if provider == caller.provider && field("realm").is_none_or(|r| r == caller.realm) {
+            return Ok(BodyId::External(id));
+        }
+        if provider == "connec" {
+            hub = Uuid::parse_str(&id).ok().map(BodyId::Hub);
+        }
+    }
+    Ok(hub.unwrap_or(BodyId::OthersOnly))
+}
+
+/// An external id as text: apps send their ids as strings or as numbers.
+fn id_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn take_matching_fields(body: &mut Map<String, Value>, out: &mut Vec<String>) -> Result<(), WriteError> {
+    let Some(opts) = body.get("opts") else { return Ok(()) };
+    let Some(fields) = opts.get("matching_fields") else { return Ok(()) };
+    let Some(fields) = fields.as_array() else {
+        return Err(invalid("opts/matching_fields", "expected an array of field paths"));
+    };
+    for field in fields {
+        match field.as_str() {
+            Some(path) if valid_path(path) => out.push(path.to_string()),
+            _ => return Err(invalid("opts/matching_fields", "expected field paths like \"email/address\"")),
+        }
+    }
+    Ok(())
+}
+
+fn valid_path(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .split('/')
+            .all(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+}
+
+async fn resolve_references<T: WriteTx + ?Sized>(tx: &mut T, op: &WriteOp, patch: &mut Value) -> Result<Result<(), WriteError>, StoreError> {
+    let mut wanted = Vec::new();
+    catalog::for_each_reference(op.entity, patch, |reference, path, value| {
+        wanted.push((reference.target, path.to_string(), value.clone()));
+    });
+
+    let mut resolved = Vec::with_capacity(wanted.len());
+    let mut errors = Vec::new();
+    for (target, path, value) in wanted {
+        match resolve_one(tx, op, target, &value).await? {
+            Ok(id) => resolved.push((path, id)),
+            Err(message) => errors.push(FieldError::new(path, message)),
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Err(WriteError::Invalid(errors)));
+    }
+
+    let mut resolved = resolved.into_iter();
+    let rewrite = catalog::for_each_reference_mut(op.entity, patch, |_, _, value| {
+        if let Some((_, id)) = resolved.next() {
+            *value = Value::String(id.to_string());
+        }
+        Ok(())
+    });
+    Ok(rewrite.map_err(WriteError::Invalid))
+}
+
+async fn resolve_one<T: WriteTx + ?Sized>(tx: &mut T, op: &WriteOp, target: &str, value: &Value) -> Result<Result<Uuid, String>, StoreError> {
+    let named = match value {
+        Value::String(s) => Uuid::parse_str(s).map(BodyId::Hub).map_err(|_| format!("expected a hub id of {target} or an id array")),
+        Value::Array(entries) => read_id_entries(entries, &op.caller).map_err(|_| "expected an id array of {provider, realm, id}".to_string()),
+        _ => Err(format!("expected a hub id of {target} or an id array")),
+    };
+    let named = match named {
+        Ok(named) => named,
+        Err(message) => return Ok(Err(message)),
+    };
+
+    let found = match &named {
+        BodyId::Hub(id) => tx.load(&op.org_id, *id).await?.filter(|r| r.entity == target).map(|r| r.id),
+        BodyId::External(ext) => tx.find_link(&op.org_id, target, &op.caller.app_id, &op.caller.realm, ext).await?,
+        BodyId::Absent | BodyId::OthersOnly => None,
+    };
+    Ok(found.ok_or_else(|| match named {
+        BodyId::External(ext) => format!("no {target} record has your id {ext:?}"),
+        BodyId::Hub(id) => format!("no {target} record {id} in this organization"),
+        _ => format!("the id array holds neither your id nor a hub id of {target}"),
+    }))
+}
+
+async fn find_target<T: WriteTx + ?Sized>(
+    tx: &mut T,
+    op: &WriteOp,
+    body_id: &BodyId,
+    patch: &Map<String, Value>,
+) -> Result<Result<Option<StoredRecord>, WriteError>, StoreError> {
+    let org = op.org_id.as_str();
+    let entity = op.entity.name;
+    let id = match (op.target, body_id) {
+        (Target::Id(id), _) => Some(id),
+        (Target::New, BodyId::Hub(_)) => {
+            return Ok(Err(WriteError::Conflict(format!(
+                "a POST cannot name a hub id; update the record with PUT /{entity}/{{id}} or send your own id entry"
+            ))))
+        }
+        (Target::Singleton, _) => tx.find_singleton(org, entity).await?,
+        (Target::New, BodyId::External(ext)) => match tx.find_link(org, entity, &op.caller.app_id, &op.caller.realm, ext).await? {
+            Some(id) => Some(id),
+            None => find_by_matching(tx, op, patch).await?,
+        },
+        (Target::New, _) => find_by_matching(tx, op, patch).await?,
+    };
+    let Some(id) = id else { return Ok(Ok(None)) };
+    let record = tx.load(org, id).await?.filter(|r| r.entity == entity);
+    Ok(Ok(record))
+}
+
+async fn find_by_matching<T: WriteTx + ?Sized>(tx: &mut T, op: &WriteOp, patch: &Map<String, Value>) -> Result<Option<Uuid>, StoreError> {
+    if op.matching_fields.is_empty() {
+        return Ok(None);
+    }
+    let mut fields = Vec::with_capacity(op.matching_fields.len());
+    for path in &op.matching_fields {
+        let keys: Vec<String> = path.split('/').map(str::to_string).collect();
+        match lookup(patch, &keys) {
+            Some(value) if !value.is_null() => fields.push((keys, value.clone())),
+            // A record that lacks a matching field matches nothing: create it.
+            _ => return Ok(None),
+        }
+    }
+    tx.find_matching(&op.org_id, op.entity.name, &fields).await
+}
+
+fn lookup<'a>(object: &'a Map<String, Value>, keys: &[String]) -> Option<&'a Value> {
+    let (first, rest) = keys.split_first()?;
+    let value = object.get(first)?;
+    if rest.is_empty() {
+        return Some(value);
+    }
+    lookup(value.as_object()?, rest)
+}
+
+async fn create<T: WriteTx + ?Sized>(
+    tx: &mut T,
+    op: &WriteOp,
+    patch: Map<String, Value>,
+    external_id: Option<String>,
+    now: jiff::Timestamp,
+) -> OpResult {
+    let mut data = Map::new();
+    merge::merge_patch(&mut data, patch);
+    let mut data = Value::Object(data);
+    if op.entity.lines {
+        totals::fill_amounts(op.entity, &mut data);
+    }
+    if let Err(errors) = schema::validate(op.entity, &data) {
+        return Ok(Err(WriteError::Invalid(errors)));
+    }
+
+    let record = StoredRecord {
+        org_id: op.org_id.clone(),
+        entity: op.entity.name.to_string(),
+        id: sharehub_model::ids::new_record_id(),
+        content_hash: merge::content_hash(&data),
+        data,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        archived: false,
+    };
+    tx.insert(&record).await?;
+    if let Some(ext) = external_id {
+        tx.add_link(&op.org_id, op.entity.name, &op.caller.app_id, &op.caller.realm, &ext, record.id).await?;
+    }
+    tx.log_change(&record, &op.caller.app_id, ChangeKind::Created).await?;
+    Ok(Ok(WriteOutcome::Created(record)))
+}
+
+async fn update_existing<T: WriteTx + ?Sized>(
+    tx: &mut T,
+    op: &WriteOp,
+    old: StoredRecord,
+    patch: Map<String, Value>,
+    external_id: Option<String>,
+    now: jiff::Timestamp,
+) -> OpResult {
+    if let Some(expected) = op.if_match {
+        if expected != old.version {
+            return Ok(Err(WriteError::StaleVersion { current: old.version }));
+        }
+    }
+    if let Some(ext) = &external_id {
+        if let Err(e) = link_external_id(tx, op, &old, ext).await? {
+            return Ok(Err(e));
+        }
+    }
+    if op.archive {
+        return archive(tx, op, old, now).await;
+    }
+
+    let mut data = old.data.as_object().cloned().unwrap_or_default();
+    merge::merge_patch(&mut data, patch);
+    let mut data = Value::Object(data);
+    if op.entity.lines {
+        totals::fill_amounts(op.entity, &mut data);
+    }
+    if let Err(errors) = schema::validate(op.entity, &data) {
+        return Ok(Err(WriteError::Invalid(errors)));
+    }
+
+    let hash = merge::content_hash(&data);
+    if hash == old.content_hash && !old.archived {
+        return Ok(Ok(WriteOutcome::Unchanged(old)));
+    }
+    // A write to an archived record brings it back: the app that wrote it
+    // still has it, so it exists again for everyone.
+    let record = StoredRecord { data, content_hash: hash, version: old.version + 1, updated_at: now, archived: false, ..old };
+    tx.update(&record).await?;
+    tx.log_change(&record, &op.caller.app_id, ChangeKind::Updated).await?;
+    Ok(Ok(WriteOutcome::Updated(record)))
+}
+
+async fn link_external_id<T: WriteTx + ?Sized>(tx: &mut T, op: &WriteOp, record: &StoredRecord, ext: &str) -> Result<Result<(), WriteError>, StoreError> {
+    let linked = tx.find_link(&op.org_id, &record.entity, &op.caller.app_id, &op.caller.realm, ext).await?;
+    match linked {
+        Some(id) if id == record.id => Ok(Ok(())),
+        Some(other) => Ok(Err(WriteError::Conflict(format!("your id {ext:?} is already linked to record {other}")))),
+        None => {
+            tx.add_link(&op.org_id, &record.entity, &op.caller.app_id, &op.caller.realm, ext, record.id).await?;
+            Ok(Ok(()))
+        }
+    }
+}
+
+async fn archive<T: WriteTx + ?Sized>(tx: &mut T, op: &WriteOp, old: StoredRecord, now: jiff::Timestamp) -> OpResult {
+    if old.archived {
+        return Ok(Ok(WriteOutcome::Unchanged(old)));
+    }
+    let record = StoredRecord { version: old.version + 1, updated_at: now, archived: true, ..old };
+    tx.update(&record).await?;
+    tx.log_change(&record, &op.caller.app_id, ChangeKind::Archived).await?;
+    Ok(Ok(WriteOutcome::Updated(record)))
+}
