@@ -75,8 +75,8 @@ impl RetrySchedule {
         self.delays.iter().sum()
     }
 
-    /// Parses a comma-separated list such as `5s,30s,2m,1h,1d` (units s, m,
-    /// h, d), for config files and environment variables.
+    /// Parses a comma-separated list such as `5s,30s,2m,1h,1d` (units ms, s,
+    /// m, h, d), for config files and environment variables.
     pub fn parse_delays(s: &str) -> Result<Vec<Duration>, String> {
         if s.trim().is_empty() {
             return Err("empty retry schedule".to_owned());
@@ -98,27 +98,28 @@ impl RetrySchedule {
     }
 }
 
-/// Parses one delay: a whole number followed by s, m, h or d.
+/// Parses one delay: a whole number followed by ms, s, m, h or d.
 fn parse_delay(item: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid delay {item:?}: expected a number followed by s, m, h or d");
-    let split = item.len().checked_sub(1).ok_or_else(invalid)?;
-    let (number, unit) = item.split_at_checked(split).ok_or_else(invalid)?;
-    let unit_secs = match unit {
-        "s" => 1,
-        "m" => MINUTE,
-        "h" => HOUR,
-        "d" => DAY,
+    let invalid = || format!("invalid delay {item:?}: expected a number followed by ms, s, m, h or d");
+    let digits = item.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = item.split_at(digits);
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => MINUTE * 1000,
+        "h" => HOUR * 1000,
+        "d" => DAY * 1000,
         _ => return Err(invalid()),
     };
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+    if number.is_empty() {
         return Err(invalid());
     }
-    let secs = number
+    let millis = number
         .parse::<u64>()
         .ok()
-        .and_then(|n| n.checked_mul(unit_secs))
+        .and_then(|n| n.checked_mul(unit_ms))
         .ok_or_else(|| format!("delay {item:?} is too long"))?;
-    Ok(Duration::from_secs(secs))
+    Ok(Duration::from_millis(millis))
 }
 
 /// Parses a `Retry-After` header value: delta-seconds or an HTTP-date (RFC

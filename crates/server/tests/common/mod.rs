@@ -1,0 +1,173 @@
+//! The test harness: a real hub on 127.0.0.1:0 with a SQLite file of its own,
+//! typed helpers for the platform and the API, and real webhook receivers.
+#![allow(dead_code)]
+
+pub mod receiver;
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{json, Value};
+use sharehub_server::{Config, Running};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// An app's credentials as the platform hands them out.
+#[derive(Debug, Clone)]
+pub struct AppCreds {
+    pub api_id: String,
+    pub api_key: String,
+    pub webhook_secret: String,
+    pub provider: String,
+}
+
+/// A running hub for one test.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub config: Config,
+    running: Option<Running>,
+    _dir: tempfile::TempDir,
+}
+
+/// The configuration tests start from: fast retries, fast polling.
+pub fn test_config(db_path: &std::path::Path) -> Config {
+    let mut config = Config::load(None).expect("default config");
+    config.database_url = format!("sqlite://{}", db_path.display());
+    config.admin_token = Some(sharehub_server::config::Secret::new(ADMIN_TOKEN));
+    config.delivery.retry_schedule = "100ms,200ms,300ms".into();
+    config.delivery.jitter = 0.0;
+    config.delivery.timeout_secs = 5;
+    config.delivery.poll_interval_ms = 100;
+    config
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a hub after `adjust` has changed the test configuration.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(&dir.path().join("hub.db"));
+        adjust(&mut config);
+        let running = start(&config).await;
+        let base = format!("http://{}", running.addr);
+        Self { base, client: reqwest::Client::new(), config, running: Some(running), _dir: dir }
+    }
+
+    /// Stops the hub (finishing requests in flight) and starts it again on the same database.
+    pub async fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+        let running = start(&self.config).await;
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    /// Stops the hub without waiting for anything, as a crash would.
+    pub async fn kill(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
+    pub fn store(&self) -> std::sync::Arc<dyn sharehub_store::Store> {
+        self.running.as_ref().expect("running hub").store.clone()
+    }
+
+    // --- platform ---------------------------------------------------------
+
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn create_org(&self, name: &str) -> String {
+        let body: Value = self.admin(Method::POST, "/platform/v1/orgs").json(&json!({ "name": name })).send().await.unwrap().json().await.unwrap();
+        body["org"]["id"].as_str().expect("org id").to_string()
+    }
+
+    /// Registers an app; `entities` is `[(entity, "rws")]`.
+    pub async fn create_app(&self, provider: &str, entities: &[(&str, &str)], url: Option<&str>) -> AppCreds {
+        let entities: Vec<Value> = entities
+            .iter()
+            .map(|(e, rights)| json!({ "entity": e, "read": rights.contains('r'), "write": rights.contains('w'), "subscribe": rights.contains('s') }))
+            .collect();
+        let response = self
+            .admin(Method::POST, "/platform/v1/apps")
+            .json(&json!({ "name": provider, "provider": provider, "notification_url": url, "entities": entities }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "registering {provider}");
+        let body: Value = response.json().await.unwrap();
+        let s = &body["secrets"];
+        AppCreds {
+            api_id: s["api_id"].as_str().unwrap().into(),
+            api_key: s["api_key"].as_str().unwrap().into(),
+            webhook_secret: s["webhook_secret"].as_str().unwrap().into(),
+            provider: provider.into(),
+        }
+    }
+
+    pub async fn install(&self, app: &AppCreds, org: &str) -> String {
+        let body: Value = self
+            .admin(Method::POST, "/platform/v1/groups")
+            .json(&json!({ "app_id": app.api_id, "org_id": org }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["group"]["id"].as_str().expect("group id").to_string()
+    }
+
+    // --- API --------------------------------------------------------------
+
+    /// A request to the API as `app`, with the Connec! media type.
+    pub fn api(&self, app: &AppCreds, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(&app.api_id, Some(&app.api_key))
+            .header("content-type", "application/vnd.api+json")
+            .header("accept", "application/vnd.api+json")
+    }
+
+    /// POSTs `{entity: record}` to the group; answers (status, body).
+    pub async fn post(&self, app: &AppCreds, group: &str, entity: &str, record: Value) -> (StatusCode, Value) {
+        let response = self.api(app, Method::POST, &format!("/api/v2/{group}/{entity}")).json(&json!({ entity: record })).send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, app: &AppCreds, path: &str) -> (StatusCode, Value) {
+        let response = self.api(app, Method::GET, path).send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+async fn start(config: &Config) -> Running {
+    let store = sharehub_store::open(&config.database_url).await.expect("open store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    sharehub_server::start(config.clone(), store, listener).await.expect("start hub")
+}
+
+/// Polls `check` every 20 ms until it answers `Some`, failing after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

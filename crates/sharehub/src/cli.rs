@@ -1,0 +1,146 @@
+//! The plain subcommands: serving, migrating and bootstrapping the platform
+//! straight on the database (no admin token needed on the machine itself).
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use sharehub_server::platform::service;
+use sharehub_server::Config;
+use sharehub_store::{EntityAccess, NewApp};
+
+/// Sets up logs: `RUST_LOG` filters (default `info`), text or JSON lines.
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = sharehub_store::open(&config.database_url).await.context("opening the database")?;
+    let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
+    let running = sharehub_server::start(config, store, listener).await?;
+    println!("sharehub listening on http://{}", running.addr);
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    running.stop().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    sharehub_store::open(&config.database_url).await.context("migrating the database")?;
+    println!("database {} is up to date", config.database_url);
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization; prints its id.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List organizations.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum AppCommand {
+    /// Register an app; prints its api id, api key and webhook secret (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The provider name in id arrays, a slug such as `shopify`.
+        #[arg(long)]
+        provider: String,
+        /// Where webhooks go.
+        #[arg(long)]
+        url: Option<String>,
+        /// Entities and rights: `people:rws,items:r` (r read, w write, s subscribe to webhooks).
+        #[arg(long, default_value = "")]
+        entities: String,
+    },
+    /// List apps.
+    List,
+    /// Replace an app's api key; prints the new one.
+    RotateKey { app_id: String },
+    /// Replace an app's webhook secret; prints the new one.
+    RotateSecret { app_id: String },
+}
+
+#[derive(Args)]
+pub struct InstallArgs {
+    #[arg(long)]
+    app: String,
+    #[arg(long)]
+    org: String,
+    /// The app's account in the organization (defaults to the group id).
+    #[arg(long)]
+    realm: Option<String>,
+}
+
+fn print(value: serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+}
+
+pub async fn org(config: &Config, cmd: OrgCommand) -> anyhow::Result<()> {
+    let store = sharehub_store::open(&config.database_url).await?;
+    match cmd {
+        OrgCommand::Create { name } => print(json!({ "org": service::create_org(store.as_ref(), &name).await? })),
+        OrgCommand::List => print(json!({ "orgs": store.list_orgs().await? })),
+    }
+    Ok(())
+}
+
+pub async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> {
+    let store = sharehub_store::open(&config.database_url).await?;
+    match cmd {
+        AppCommand::Create { name, provider, url, entities } => {
+            let new = NewApp { name, provider, notification_url: url, entities: parse_entities(&entities)? };
+            let (app, secrets) = service::register_app(store.as_ref(), new).await?;
+            print(json!({ "app": app, "secrets": secrets }));
+        }
+        AppCommand::List => print(json!({ "apps": store.list_apps().await? })),
+        AppCommand::RotateKey { app_id } => print(json!({ "api_id": app_id, "api_key": service::rotate_api_key(store.as_ref(), &app_id).await? })),
+        AppCommand::RotateSecret { app_id } => {
+            print(json!({ "api_id": app_id, "webhook_secret": service::rotate_webhook_secret(store.as_ref(), &app_id).await? }))
+        }
+    }
+    Ok(())
+}
+
+pub async fn install(config: &Config, args: InstallArgs) -> anyhow::Result<()> {
+    let store = sharehub_store::open(&config.database_url).await?;
+    let group = service::install(store.as_ref(), &args.app, &args.org, args.realm.as_deref()).await?;
+    print(json!({ "group": group }));
+    Ok(())
+}
+
+/// Parses `people:rws,items:r`.
+pub fn parse_entities(spec: &str) -> anyhow::Result<Vec<EntityAccess>> {
+    let mut out = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (entity, rights) = item.split_once(':').unwrap_or((item, "r"));
+        if let Some(bad) = rights.chars().find(|c| !"rws".contains(*c)) {
+            anyhow::bail!("in {item:?}: {bad:?} is not a right; use r (read), w (write), s (subscribe)");
+        }
+        out.push(EntityAccess { entity: entity.to_string(), read: rights.contains('r'), write: rights.contains('w'), subscribe: rights.contains('s') });
+    }
+    Ok(out)
+}
