@@ -1,0 +1,22 @@
+//! The HTTP API test suite: every test starts a real hub on port 0 with its
+//! own SQLite file and speaks the Connec! v2 wire format to it with reqwest.
+
+mod common;
+
+#[path = "api/support.rs"]
+mod support;
+
+#[path = "api/concurrency.rs"]
+mod concurrency;
+#[path = "api/crud.rs"]
+mod crud;
+#[path = "api/errors.rs"]
+mod errors;
+#[path = "api/external_ids.rs"]
+mod external_ids;
+#[path = "api/paging.rs"]
+mod paging;
+#[path = "api/tenancy.rs"]
+mod tenancy;
+#[path = "api/versions.rs"]
+mod versions;

@@ -1,0 +1,163 @@
+//! Bad input: each answered with the contract's JSON error, and nothing stored changes.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::common::TestApp;
+use crate::support::{assert_error, assert_invalid_at, send_json, World};
+
+/// A world holding one person, Leonie, whose id is returned.
+async fn world_with_leonie() -> (World, String) {
+    let world = World::new().await;
+    let person = world.create("people", json!({ "first_name": "Leonie", "last_name": "Köhler", "email": { "address": "leonie@example.com" } })).await;
+    let id = person["id"].as_str().unwrap().to_string();
+    (world, id)
+}
+
+/// Leonie is still the only person, unchanged at version 1.
+async fn assert_untouched(world: &World, id: &str) {
+    let people = world.list_all("people").await;
+    assert_eq!(people.len(), 1, "{people:?}");
+    assert_eq!(people[0]["id"], id);
+    assert_eq!(people[0]["version"], 1);
+    assert_eq!(people[0]["first_name"], "Leonie");
+    assert_eq!(people[0]["email"]["address"], "leonie@example.com");
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_400_that_says_where_it_broke() {
+    let (world, id) = world_with_leonie().await;
+    let (status, body) = send_json(world.req(Method::POST, "people").body(r#"{"people": {"first_name": "X",}}"#)).await;
+    let error = assert_error(status, &body, 400, "malformed-json");
+    assert!(error["detail"].as_str().unwrap().contains("line 1, column"), "{body}");
+
+    let (status, body) = send_json(world.req(Method::PUT, &format!("people/{id}")).body("{\"people\": ")).await;
+    assert_error(status, &body, 400, "malformed-json");
+    assert_untouched(&world, &id).await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_a_415() {
+    let (world, id) = world_with_leonie().await;
+    let request = world.req(Method::POST, "people").header("content-type", "text/plain").body(r#"{"people": {"first_name": "X"}}"#);
+    let (status, body) = send_json(request).await;
+    assert_error(status, &body, 415, "unsupported-media-type");
+    assert_untouched(&world, &id).await;
+}
+
+#[tokio::test]
+async fn a_body_over_the_configured_limit_is_a_413() {
+    let world = World::on(TestApp::spawn_with(|c| c.body_limit_bytes = 2048).await).await;
+    let person = world.create("people", json!({ "first_name": "Leonie" })).await;
+    let big = json!({ "people": { "first_name": "Big", "description": "x".repeat(4000) } });
+    let (status, body) = send_json(world.req(Method::POST, "people").json(&big)).await;
+    assert_error(status, &body, 413, "payload-too-large");
+    let people = world.list_all("people").await;
+    assert_eq!(people.len(), 1);
+    assert_eq!(people[0]["id"], person["id"]);
+}
+
+#[tokio::test]
+async fn a_quantity_that_is_not_a_number_is_a_422_at_its_path() {
+    let world = World::new().await;
+    let invoice = json!({ "lines": [{ "quantity": "abc", "unit_price": { "net_amount": "1.00" } }] });
+    let (status, body) = world.post("invoices", invoice).await;
+    assert_invalid_at(status, &body, "lines/0/quantity");
+    assert!(world.list_all("invoices").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_email_sent_as_a_number_is_a_422_at_email_and_changes_nothing() {
+    let (world, id) = world_with_leonie().await;
+    let (status, body) = world.post("people", json!({ "first_name": "Bad", "email": 12 })).await;
+    assert_invalid_at(status, &body, "email");
+    let (status, body) = world.put(&format!("people/{id}"), "people", json!({ "first_name": "Changed", "email": 12 })).await;
+    assert_invalid_at(status, &body, "email");
+    assert_untouched(&world, &id).await;
+}
+
+#[tokio::test]
+async fn money_that_is_not_a_decimal_is_a_422() {
+    let world = World::new().await;
+    let invoice = json!({ "lines": [{ "quantity": 1, "unit_price": { "net_amount": "1,50" } }] });
+    let (status, body) = world.post("invoices", invoice).await;
+    assert_invalid_at(status, &body, "lines/0/unit_price/net_amount");
+    assert!(world.list_all("invoices").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_date_without_an_offset_is_a_422() {
+    let world = World::new().await;
+    let (status, body) = world.post("invoices", json!({ "transaction_date": "2016-10-04T00:36:23" })).await;
+    assert_invalid_at(status, &body, "transaction_date");
+    assert!(world.list_all("invoices").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_entity_is_a_400_unknown_resource() {
+    let world = World::new().await;
+    let (status, body) = world.post("spaceships", json!({ "name": "X" })).await;
+    assert_error(status, &body, 400, "unknown-resource");
+    let (status, body) = world.get("spaceships").await;
+    assert_error(status, &body, 400, "unknown-resource");
+}
+
+#[tokio::test]
+async fn an_unknown_record_is_a_404() {
+    let world = World::new().await;
+    let missing = "6f1c2b0e-0000-4000-8000-000000000000";
+    let (status, body) = world.get(&format!("people/{missing}")).await;
+    assert_error(status, &body, 404, "resource-not-found");
+    let (status, body) = world.put(&format!("people/{missing}"), "people", json!({ "first_name": "X" })).await;
+    assert_error(status, &body, 404, "resource-not-found");
+    let (status, body) = world.get("people/not-a-uuid").await;
+    assert_error(status, &body, 404, "resource-not-found");
+    assert!(world.list_all("people").await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_basic_auth_is_a_401() {
+    let (world, id) = world_with_leonie().await;
+    let url = format!("{}{}", world.hub.base, world.path("people"));
+    let wrong_key = world.hub.client.post(&url).basic_auth(&world.app.api_id, Some("wrong")).json(&json!({ "people": { "first_name": "X" } }));
+    let (status, body) = send_json(wrong_key).await;
+    assert_error(status, &body, 401, "unauthorized");
+    let (status, body) = send_json(world.hub.client.get(&url)).await;
+    assert_error(status, &body, 401, "unauthorized");
+    let (status, body) = send_json(world.hub.client.get(&url).basic_auth("app-nobody", Some("x"))).await;
+    assert_error(status, &body, 401, "unauthorized");
+    assert_untouched(&world, &id).await;
+}
+
+#[tokio::test]
+async fn malformed_filter_orderby_and_top_are_400s_that_say_where() {
+    let world = World::new().await;
+    let cases = [
+        ("$filter=last_name%20eq%20'open", "bad-filter"),
+        ("$filter=last_name%20eq", "bad-filter"),
+        ("$filter=(first_name%20eq%20'a'", "bad-filter"),
+        ("$orderby=last_name%20SIDEWAYS", "bad-orderby"),
+        ("$top=abc", "bad-query"),
+        ("$top=-1", "bad-query"),
+    ];
+    for (query, code) in cases {
+        let (status, body) = world.get(&format!("people?{query}")).await;
+        let error = assert_error(status, &body, 400, code);
+        let detail = error["detail"].as_str().unwrap();
+        assert!(detail.starts_with("$filter") || detail.starts_with("$orderby") || detail.starts_with("$top"), "{query}: {detail}");
+        if code == "bad-filter" {
+            assert!(detail.chars().any(|c| c.is_ascii_digit()), "{query}: no position in {detail}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_post_that_names_a_plain_hub_id_is_a_409() {
+    let (world, id) = world_with_leonie().await;
+    let (status, body) = world.post("people", json!({ "id": id, "first_name": "Overwrite" })).await;
+    assert_error(status, &body, 409, "conflict");
+    let hub_entry: Value = json!([{ "provider": "connec", "realm": world.org, "id": id }]);
+    let (status, body) = world.post("people", json!({ "id": hub_entry, "first_name": "Overwrite" })).await;
+    assert_error(status, &body, 409, "conflict");
+    assert_untouched(&world, &id).await;
+}

@@ -1,0 +1,81 @@
+//! Permissions and tenancy: what an app may see and do, and in which organization.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{assert_error, send_json, World};
+
+#[tokio::test]
+async fn writing_without_the_write_flag_is_403_and_stores_nothing() {
+    let world = World::new().await;
+    let reader = world.hub.create_app("reader", &[("people", "r")], None).await;
+    let group = world.hub.install(&reader, &world.org).await;
+    let (status, body) = world.hub.post(&reader, &group, "people", json!({ "first_name": "Nope" })).await;
+    assert_error(status, &body, 403, "forbidden");
+    let person = world.create("people", json!({ "first_name": "Ann" })).await;
+    let path = format!("/api/v2/{group}/people/{}", person["id"].as_str().unwrap());
+    let (status, body) = send_json(world.hub.api(&reader, Method::PUT, &path).json(&json!({ "people": { "first_name": "Changed" } }))).await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = send_json(world.hub.api(&reader, Method::DELETE, &path)).await;
+    assert_error(status, &body, 403, "forbidden");
+    let people = world.list_all("people").await;
+    assert_eq!(people.len(), 1);
+    assert_eq!(people[0]["first_name"], "Ann");
+}
+
+#[tokio::test]
+async fn an_entity_the_app_may_not_read_is_not_linked_and_get_is_403() {
+    let world = World::new().await;
+    let narrow = world.hub.create_app("narrow", &[("people", "r")], None).await;
+    let group = world.hub.install(&narrow, &world.org).await;
+    let invoice = world.create("invoices", json!({ "title": "Secret" })).await;
+
+    let (status, root) = world.hub.get(&narrow, &format!("/api/v2/{group}")).await;
+    assert_eq!(status, StatusCode::OK, "{root}");
+    let links: Vec<&String> = root["_links"].as_object().unwrap().keys().collect();
+    assert_eq!(links, ["people"]);
+    let (status, body) = world.hub.get(&narrow, &format!("/api/v2/{group}/invoices")).await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = world.hub.get(&narrow, &format!("/api/v2/{group}/invoices/{}", invoice["id"].as_str().unwrap())).await;
+    assert_error(status, &body, 403, "forbidden");
+    assert!(!body.to_string().contains("Secret"));
+}
+
+#[tokio::test]
+async fn another_organizations_record_through_your_own_group_is_404() {
+    let world = World::new().await;
+    let org2 = world.hub.create_org("Other shop").await;
+    let group2 = world.hub.install(&world.app, &org2).await;
+    let (status, theirs) = world.hub.post(&world.app, &group2, "people", json!({ "first_name": "Theirs" })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = theirs["people"]["id"].as_str().unwrap();
+
+    let (status, body) = world.get(&format!("people/{id}")).await;
+    assert_error(status, &body, 404, "resource-not-found");
+    assert!(!body.to_string().contains("Theirs"));
+    let (status, body) = world.put(&format!("people/{id}"), "people", json!({ "first_name": "Hijacked" })).await;
+    assert_error(status, &body, 404, "resource-not-found");
+    let (status, body) = send_json(world.req(Method::DELETE, &format!("people/{id}"))).await;
+    assert_error(status, &body, 404, "resource-not-found");
+    assert!(world.list_all("people").await.is_empty());
+    let (_, still) = world.hub.get(&world.app, &format!("/api/v2/{group2}/people/{id}")).await;
+    assert_eq!(still["people"]["first_name"], "Theirs");
+}
+
+#[tokio::test]
+async fn another_apps_group_is_401_with_the_same_body_as_a_missing_group() {
+    let world = World::new().await;
+    let other = world.hub.create_app("other", &[("people", "rw")], None).await;
+    let other_group = world.hub.install(&other, &world.org).await;
+    world.create("people", json!({ "first_name": "Ann" })).await;
+
+    let (status, theirs) = world.hub.get(&world.app, &format!("/api/v2/{other_group}/people")).await;
+    let theirs = assert_error(status, &theirs, 401, "unauthorized");
+    let (status, missing) = world.hub.get(&world.app, "/api/v2/cld-zzzz/people").await;
+    let missing = assert_error(status, &missing, 401, "unauthorized");
+    assert_eq!(theirs["title"], missing["title"]);
+    assert_eq!(theirs["detail"], missing["detail"]);
+    let (status, body) = world.hub.post(&world.app, &other_group, "people", json!({ "first_name": "Intruder" })).await;
+    assert_error(status, &body, 401, "unauthorized");
+    assert_eq!(world.list_all("people").await.len(), 1);
+}
