@@ -2,7 +2,7 @@
 //! fresh SQLite file, or the release `sharehub serve` binary as a child
 //! process; and the platform API calls that register orgs, apps and groups.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -17,7 +17,6 @@ pub const ADMIN_TOKEN: &str = "bench-admin-token";
 pub struct AppCreds {
     pub api_id: String,
     pub api_key: String,
-    pub provider: String,
 }
 
 /// The platform API of a running hub, over HTTP.
@@ -62,7 +61,6 @@ impl Platform {
         Ok(AppCreds {
             api_id: s["api_id"].as_str().context("api_id")?.into(),
             api_key: s["api_key"].as_str().context("api_key")?.into(),
-            provider: provider.into(),
         })
     }
 
@@ -95,7 +93,7 @@ impl Platform {
 pub struct Hub {
     pub platform: Platform,
     running: Option<Running>,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Hub {
@@ -109,11 +107,7 @@ impl Hub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let running = sharehub_server::start(config, store, listener).await?;
         let platform = Platform::new(format!("http://{}", running.addr));
-        Ok(Self { platform, running: Some(running), dir })
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+        Ok(Self { platform, running: Some(running), _dir: dir })
     }
 
     pub async fn stop(mut self) {

@@ -1,1 +1,127 @@
-fn main() {}
+//! `sharehub-bench`: reproducible benchmarks of sharehub.
+//!
+//! Every scenario starts a real hub (in-process, or `sharehub serve` as a
+//! child for memory), registers apps and organizations through the platform
+//! API and drives it over HTTP on loopback. Import scenarios also run a raw
+//! SQLite baseline in the same run, so the hub is judged against the disk it
+//! sits on rather than against a number from another machine.
+//!
+//! `cargo run --release -p sharehub-bench -- <scenario>` or `-- all`.
+
+mod data;
+mod hub;
+mod import;
+mod post;
+mod report;
+mod rss;
+mod webhook;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, ValueEnum};
+use report::Metric;
+
+#[derive(Parser)]
+#[command(name = "sharehub-bench", about = "Benchmarks of sharehub against its targets and a raw SQLite baseline")]
+struct Args {
+    /// What to run.
+    scenario: Scenario,
+    /// The Chinook sample set.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/chinook.json"))]
+    chinook: PathBuf,
+    /// Ops per `/batch` call in import-chinook.
+    #[arg(long, default_value_t = 500)]
+    chinook_batch: usize,
+    /// Generated people in import-people.
+    #[arg(long, default_value_t = 100_000)]
+    people: u64,
+    /// Ops per `/batch` call in import-people and rss-1m.
+    #[arg(long, default_value_t = 1000)]
+    people_batch: usize,
+    /// Concurrent clients of post-single.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Duration of post-single and webhook-latency, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Most requests of post-single.
+    #[arg(long, default_value_t = 30_000)]
+    max_requests: usize,
+    /// Writes per second of webhook-latency.
+    #[arg(long, default_value_t = 500)]
+    write_rate: u64,
+    /// Records stored by rss-1m.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Where `all` writes its Markdown table.
+    #[arg(long, default_value = "bench-results.md")]
+    markdown: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    ImportChinook,
+    ImportPeople,
+    PostSingle,
+    WebhookLatency,
+    #[value(name = "rss-1m")]
+    Rss1m,
+    All,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let machine = report::machine();
+    println!("{machine}");
+    if cfg!(debug_assertions) {
+        println!("WARNING: a debug build; run with --release for meaningful numbers");
+    }
+    let scenarios = match args.scenario {
+        Scenario::All => vec![Scenario::ImportChinook, Scenario::ImportPeople, Scenario::PostSingle, Scenario::WebhookLatency, Scenario::Rss1m],
+        one => vec![one],
+    };
+    let mut all = Vec::new();
+    for scenario in scenarios {
+        let metrics = run(scenario, &args).await?;
+        report::print_block(name(scenario), &metrics);
+        all.extend(metrics);
+    }
+    if args.scenario == Scenario::All {
+        let table = report::markdown(&machine, &all);
+        std::fs::write(&args.markdown, &table)?;
+        println!("\n{table}\n(written to {})", args.markdown.display());
+    }
+    Ok(())
+}
+
+fn name(s: Scenario) -> &'static str {
+    match s {
+        Scenario::ImportChinook => "import-chinook",
+        Scenario::ImportPeople => "import-people",
+        Scenario::PostSingle => "post-single",
+        Scenario::WebhookLatency => "webhook-latency",
+        Scenario::Rss1m => "rss-1m",
+        Scenario::All => "all",
+    }
+}
+
+async fn run(scenario: Scenario, args: &Args) -> Result<Vec<Metric>> {
+    match scenario {
+        Scenario::ImportChinook => {
+            let rows = data::chinook(&args.chinook, "bench-import")?;
+            import::compare("import-chinook", &rows, args.chinook_batch).await
+        }
+        Scenario::ImportPeople => {
+            let rows = data::people("bench-import", 0, args.people);
+            import::compare("import-people", &rows, args.people_batch).await
+        }
+        Scenario::PostSingle => {
+            post::run(&post::PostArgs { clients: args.clients, seconds: args.seconds, max_requests: args.max_requests }).await
+        }
+        Scenario::WebhookLatency => webhook::run(&webhook::WebhookArgs { rate: args.write_rate, seconds: args.seconds }).await,
+        Scenario::Rss1m => rss::run(args.records, args.people_batch as u64).await,
+        Scenario::All => unreachable!("expanded above"),
+    }
+}

@@ -4,9 +4,7 @@
 
 mod body;
 pub mod http;
-mod resend;
 pub mod schedule;
 pub mod signature;
 pub mod worker;
 
-pub use resend::{resend, ResendReport};

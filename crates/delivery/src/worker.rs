@@ -9,6 +9,7 @@
 //! task and never slows another's.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub struct Deliverer {
     store: Arc<dyn Store>,
     options: Arc<DeliveryOptions>,
     client: reqwest::Client,
+    /// Batches built so far; rotates which organization is read first.
+    rounds: AtomicUsize,
 }
 
 /// What one step of an app's task found.
@@ -52,25 +55,31 @@ enum Step {
 }
 
 impl Deliverer {
-    pub fn new(store: Arc<dyn Store>, options: DeliveryOptions) -> Self {
-        let client = http::build_client(options.timeout).unwrap_or_default();
-        Self { store, options: Arc::new(options), client }
+    /// Fails when the HTTP client cannot be built: falling back to a default
+    /// client would follow redirects and wait forever on a silent receiver.
+    pub fn new(store: Arc<dyn Store>, options: DeliveryOptions) -> reqwest::Result<Self> {
+        let client = http::build_client(options.timeout)?;
+        Ok(Self { store, options: Arc::new(options), client, rounds: AtomicUsize::new(0) })
     }
 
     /// Runs until `shutdown`: starts a task for every app with a URL.
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
         let mut tasks = JoinSet::new();
-        let mut running: HashSet<String> = HashSet::new();
+        let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
         loop {
-            while let Some(Ok(app_id)) = tasks.try_join_next() {
-                running.remove(&app_id);
+            // A task that ended (app gone, or a panic) frees its app, so the
+            // next round starts it again if it still has a URL.
+            while let Some(ended) = tasks.try_join_next_with_id() {
+                let id = ended.map(|(id, _)| id).unwrap_or_else(|e| e.id());
+                running.remove(&id);
             }
             match this.store.list_apps().await {
                 Ok(apps) => {
                     for app in apps.into_iter().filter(|a| a.notification_url.is_some()) {
-                        if running.insert(app.id.clone()) {
-                            tasks.spawn(this.clone().app_task(app.id, shutdown.clone()));
+                        if !running.values().any(|id| *id == app.id) {
+                            let handle = tasks.spawn(this.clone().app_task(app.id.clone(), shutdown.clone()));
+                            running.insert(handle.id(), app.id);
                         }
                     }
                 }
@@ -114,9 +123,12 @@ impl Deliverer {
         }
         let batch = match self.store.pending_batch(app_id).await? {
             Some(batch) => batch,
-            None => match self.next_batch(&app).await? {
+            None => match self.resend_batch(&app).await? {
                 Some(batch) => batch,
-                None => return Ok(Step::Idle),
+                None => match self.next_batch(&app).await? {
+                    Some(batch) => batch,
+                    None => return Ok(Step::Idle),
+                },
             },
         };
         if batch.records.is_empty() {
@@ -147,11 +159,34 @@ impl Deliverer {
         Ok(Some(batch))
     }
 
+    /// A dead letter an administrator asked to resend, as a new batch.
+    ///
+    /// It goes through this task like any batch, so it never overtakes or is
+    /// overtaken by another batch of the app: per record, versions still only
+    /// go up. Its records are rendered in their present state (the stored body
+    /// may be older than what the receiver has since received), under a new
+    /// webhook-id, and it moves no cursor.
+    async fn resend_batch(&self, app: &App) -> Result<Option<PendingBatch>, StoreError> {
+        let Some(letter) = self.store.take_resend_request(&app.id).await? else { return Ok(None) };
+        let body = render_body(self.store.as_ref(), app, &letter.records).await?;
+        let now = jiff::Timestamp::now();
+        let batch = PendingBatch { app_id: app.id.clone(), webhook_id: new_message_id(), body, ranges: Vec::new(), records: letter.records, attempts: 0, next_attempt_at: now, created_at: now, last_error: None };
+        self.store.save_pending_batch(&batch).await?;
+        tracing::info!(app_id = app.id, resent = letter.webhook_id, webhook_id = batch.webhook_id, "resending a dead letter");
+        Ok(Some(batch))
+    }
+
     /// The records the app should get next, and where that leaves its cursors.
     async fn collect(&self, app: &App) -> Result<(Vec<BatchRecord>, Vec<CursorMove>), StoreError> {
         let limit = self.options.batch_records;
         let mut cursors: Vec<(String, i64)> = self.store.cursors(&app.id).await?.into_iter().collect();
         cursors.sort();
+        // Start each batch at another organization, so one busy organization
+        // cannot fill every batch while the others wait.
+        if !cursors.is_empty() {
+            let start = self.rounds.fetch_add(1, Ordering::Relaxed) % cursors.len();
+            cursors.rotate_left(start);
+        }
         let mut records = Vec::new();
         let mut seen = HashSet::new();
         let mut moves = Vec::new();
@@ -198,7 +233,12 @@ impl Deliverer {
                 Ok(Step::Worked)
             }
             Outcome::Gone => {
+                // The 410 was a try: the batch keeps its count, so the log
+                // numbers the try after re-enabling as the next attempt.
                 self.store.record_attempt(&batch, &log, false).await?;
+                batch.attempts = number;
+                batch.last_error = log.error.clone();
+                self.store.save_pending_batch(&batch).await?;
                 self.store.set_endpoint_disabled(&app.id, Some("the endpoint answered 410 Gone")).await?;
                 tracing::warn!(app_id = app.id, url, "endpoint answered 410 Gone; deliveries to it are stopped until re-enabled");
                 Ok(Step::Idle)

@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod platform;
 pub mod state;
 pub mod telemetry;
@@ -68,7 +69,10 @@ impl Running {
 pub async fn start(config: Config, store: Arc<dyn Store>, listener: TcpListener) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
-    let delivery = config.delivery.enabled.then(|| start_delivery(&config, store.clone(), shutdown.clone()));
+    let delivery = match config.delivery.enabled {
+        true => Some(start_delivery(&config, store.clone(), shutdown.clone())?),
+        false => None,
+    };
 
     let app = router(AppState::new(store.clone(), config));
     let token = shutdown.clone();
@@ -79,7 +83,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>, listener: TcpListener)
     Ok(Running { addr, store, shutdown, server, delivery })
 }
 
-fn start_delivery(config: &Config, store: Arc<dyn Store>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+fn start_delivery(config: &Config, store: Arc<dyn Store>, shutdown: CancellationToken) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let d = &config.delivery;
     let options = DeliveryOptions {
         schedule: sharehub_delivery::schedule::RetrySchedule {
@@ -90,5 +94,6 @@ fn start_delivery(config: &Config, store: Arc<dyn Store>, shutdown: Cancellation
         batch_records: d.batch_records,
         poll_interval: Duration::from_millis(d.poll_interval_ms),
     };
-    tokio::spawn(Deliverer::new(store, options).run(shutdown))
+    let deliverer = Deliverer::new(store, options).map_err(std::io::Error::other)?;
+    Ok(tokio::spawn(deliverer.run(shutdown)))
 }

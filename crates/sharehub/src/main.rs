@@ -3,7 +3,8 @@
 //! Subcommands: `serve` runs the hub; `demo` runs it on the Chinook sample
 //! data with two apps and a real webhook receiver; `migrate` prepares a
 //! database; `org`, `app` and `install` bootstrap the platform without the
-//! admin API; `default-config` prints the commented defaults.
+//! admin API; `default-config` prints the commented defaults; `openapi` prints
+//! the OpenAPI document of the API.
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -40,6 +41,8 @@ enum Command {
     Migrate,
     /// Print the default configuration, with a comment on every setting.
     DefaultConfig,
+    /// Print the OpenAPI document of the API.
+    Openapi,
     /// Customer organizations.
     #[command(subcommand)]
     Org(cli::OrgCommand),
@@ -67,6 +70,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", sharehub_server::config::DEFAULT_CONFIG);
         return Ok(());
     }
+    if let Command::Openapi = args.command {
+        println!("{}", sharehub_server::openapi::OPENAPI_JSON);
+        return Ok(());
+    }
     let mut config = sharehub_server::Config::load(args.config.as_deref())?;
     if let Some(database) = args.database {
         config.database_url = database;
@@ -85,6 +92,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Org(cmd) => cli::org(&config, cmd).await,
         Command::App(cmd) => cli::app(&config, cmd).await,
         Command::Install(install) => cli::install(&config, install).await,
-        Command::DefaultConfig => Ok(()),
+        Command::DefaultConfig | Command::Openapi => Ok(()),
     }
 }

@@ -68,7 +68,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delivery_log(&self, app_id: &str, limit: u32) -> Result<Vec<DeliveryAttempt>, StoreError>;
     async fn dead_letters(&self, app_id: &str) -> Result<Vec<DeadLetter>, StoreError>;
     async fn dead_letter(&self, app_id: &str, webhook_id: &str) -> Result<Option<DeadLetter>, StoreError>;
-    async fn mark_resent(&self, webhook_id: &str) -> Result<(), StoreError>;
+    /// Asks the app's delivery task to send a dead letter's records again;
+    /// answers whether the dead letter exists.
+    async fn request_resend(&self, app_id: &str, webhook_id: &str) -> Result<bool, StoreError>;
+    /// Takes the oldest resend request of an app, marking the letter resent.
+    async fn take_resend_request(&self, app_id: &str) -> Result<Option<DeadLetter>, StoreError>;
     /// Stops deliveries to an app, saying why (`None` resumes them).
     async fn set_endpoint_disabled(&self, app_id: &str, reason: Option<&str>) -> Result<(), StoreError>;
 
@@ -79,14 +83,19 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store named by a database URL: `sqlite://path` (created when
-/// missing) or `sqlite::memory:`. Any other scheme is a start-up error.
+/// missing), `sqlite::memory:`, or `postgres://user@host/db` (also
+/// `postgresql://`). Any other scheme is a start-up error.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         let store = crate::sqlite::SqliteStore::open(url).await?;
         return Ok(Arc::new(store));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = crate::postgres::PgStore::open(url).await?;
+        return Ok(Arc::new(store));
+    }
     let scheme = url.split(':').next().unwrap_or(url);
     Err(StoreError::Invalid(format!(
-        "unsupported database URL scheme {scheme:?}: use sqlite://path/to/file.db"
+        "unsupported database URL scheme {scheme:?}: use sqlite://path/to/file.db or postgres://user@host/database"
     )))
 }

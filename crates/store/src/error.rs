@@ -30,9 +30,20 @@ impl<T> Context<T> for Result<T, sqlx::Error> {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(format!("{context}: {source}"))
             }
+            source if is_transient_postgres(&source) => StoreError::Unavailable(format!("{context}: {source}")),
             source => StoreError::Database { context, source },
         })
     }
+}
+
+/// PostgreSQL errors a retry can cure: connection failures (class 08),
+/// too many connections (53300), a server shutting down (57P01-57P03),
+/// serialization failures and deadlocks (40001, 40P01).
+fn is_transient_postgres(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else { return false };
+    let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() else { return false };
+    let code = pg.code();
+    code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03" | "40001" | "40P01")
 }
 
 /// Why one write was refused. The other writes of the same batch go on.

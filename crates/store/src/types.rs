@@ -1,4 +1,6 @@
 //! The records and platform objects the store keeps.
+//!
+//! Times serialise the way the API shows every time: UTC, RFC 3339, `Z`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,6 +11,7 @@ use uuid::Uuid;
 pub struct Org {
     pub id: String,
     pub name: String,
+    #[serde(serialize_with = "utc")]
     pub created_at: jiff::Timestamp,
 }
 
@@ -39,6 +42,7 @@ pub struct App {
     /// Why webhooks to this app are stopped (e.g. its endpoint answered 410).
     pub endpoint_disabled: Option<String>,
     pub entities: Vec<EntityAccess>,
+    #[serde(serialize_with = "utc")]
     pub created_at: jiff::Timestamp,
 }
 
@@ -118,6 +122,7 @@ pub struct Group {
     pub org_id: String,
     /// The app's account in the organization: the realm of its id entries.
     pub realm: String,
+    #[serde(serialize_with = "utc")]
     pub created_at: jiff::Timestamp,
 }
 
@@ -244,6 +249,7 @@ pub struct PendingBatch {
 pub struct DeliveryAttempt {
     pub webhook_id: String,
     pub attempt: u32,
+    #[serde(serialize_with = "utc")]
     pub at: jiff::Timestamp,
     pub status: Option<u16>,
     pub outcome: String,
@@ -263,6 +269,19 @@ pub struct DeadLetter {
     pub record_count: u32,
     pub attempts: u32,
     pub last_error: Option<String>,
+    #[serde(serialize_with = "utc")]
     pub created_at: jiff::Timestamp,
+    #[serde(serialize_with = "utc_opt")]
     pub resent_at: Option<jiff::Timestamp>,
+}
+
+fn utc<S: serde::Serializer>(ts: &jiff::Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&sharehub_model::view::format_timestamp(*ts))
+}
+
+fn utc_opt<S: serde::Serializer>(ts: &Option<jiff::Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match ts {
+        Some(ts) => utc(ts, s),
+        None => s.serialize_none(),
+    }
 }

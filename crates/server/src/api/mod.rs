@@ -18,6 +18,7 @@ pub use meta::not_found;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/version", get(meta::version))
+        .route("/openapi.json", get(crate::openapi::document))
         .route("/health/live", get(meta::live))
         .route("/health/ready", get(meta::ready))
         .route("/batch", post(batch::batch))

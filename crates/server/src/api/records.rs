@@ -192,12 +192,16 @@ pub async fn update_singleton(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&state, app, &group_id, &headers).await?;
-    let def = ctx.writable(&entity)?;
-    if !def.singleton {
-        return Err(ApiError::bad_request("bad-request", format!("PUT needs a record id: /{}/{{id}}", def.name)));
-    }
-    let op = write_op(&ctx, def, Target::Singleton, body.value, if_match(&headers)?, false)?;
-    write_one(&state, &ctx, def, op).await
+    let replay = Replayable::from_request(&ctx.app.id, "PUT", &format!("{group_id}/{entity}"), &headers, &body.raw)?;
+    idempotency::run(&state, replay, async {
+        let def = ctx.writable(&entity)?;
+        if !def.singleton {
+            return Err(ApiError::bad_request("bad-request", format!("PUT needs a record id: /{}/{{id}}", def.name)));
+        }
+        let op = write_op(&ctx, def, Target::Singleton, body.value, if_match(&headers)?, false)?;
+        write_one(&state, &ctx, def, op).await
+    })
+    .await
 }
 
 /// `DELETE /api/v2/{group}/{entity}/{id}`: archives the record and tells subscribers.

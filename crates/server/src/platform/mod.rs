@@ -139,11 +139,12 @@ async fn dead_letters(_: Admin, State(s): State<AppState>, Path(app): Path<Strin
     Ok(ok(StatusCode::OK, json!({ "dead_letters": s.store.dead_letters(&app).await? })))
 }
 
-/// Sends a dead letter again, as a new message with the records' present state.
+/// Queues a dead letter for sending again: the app's delivery task sends its
+/// records' present state as its next batch, under a new webhook-id (see the
+/// delivery log for the outcome).
 async fn resend(_: Admin, State(s): State<AppState>, Path((app, webhook_id)): Path<(String, String)>) -> Result<Response, ApiError> {
-    let app = s.store.get_app(&app).await?.ok_or_else(|| service::no_app(&app))?;
-    let letter = s.store.dead_letter(&app.id, &webhook_id).await?.ok_or_else(|| ApiError::NotFound(format!("No dead letter {webhook_id}")))?;
-    let timeout = std::time::Duration::from_secs(s.config.delivery.timeout_secs);
-    let report = sharehub_delivery::resend(s.store.as_ref(), &app, &letter, timeout).await.map_err(ApiError::Internal)?;
-    Ok(ok(StatusCode::OK, json!({ "resend": report })))
+    if !s.store.request_resend(&app, &webhook_id).await? {
+        return Err(ApiError::NotFound(format!("No dead letter {webhook_id} of app {app}")));
+    }
+    Ok(ok(StatusCode::ACCEPTED, json!({ "resend": { "webhook_id": webhook_id, "queued": true } })))
 }

@@ -39,6 +39,12 @@ async fn a_partial_put_keeps_fields_not_sent_and_clears_nulls() {
     assert_eq!(read["email"]["address"], "l@example.com");
     assert!(read.get("job_title").is_none_or(Value::is_null), "{read}");
     assert_eq!(read["version"], 2);
+
+    let (status, body) = world.put(&format!("people/{id}"), "people", json!({ "email": { "address": null } })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, read) = world.get(&format!("people/{id}")).await;
+    assert!(read["people"]["email"].get("address").is_none_or(Value::is_null), "{read}");
+    assert_eq!(read["people"]["last_name"], "Köhler");
 }
 
 #[tokio::test]

@@ -39,7 +39,8 @@ async fn malformed_json_is_a_400_that_says_where_it_broke() {
 #[tokio::test]
 async fn a_body_that_is_not_json_is_a_415() {
     let (world, id) = world_with_leonie().await;
-    let request = world.req(Method::POST, "people").header("content-type", "text/plain").body(r#"{"people": {"first_name": "X"}}"#);
+    let url = format!("{}{}", world.hub.base, world.path("people"));
+    let request = world.hub.client.post(url).basic_auth(&world.app.api_id, Some(&world.app.api_key)).header("content-type", "text/plain").body(r#"{"people": {"first_name": "X"}}"#);
     let (status, body) = send_json(request).await;
     assert_error(status, &body, 415, "unsupported-media-type");
     assert_untouched(&world, &id).await;
@@ -159,5 +160,35 @@ async fn a_post_that_names_a_plain_hub_id_is_a_409() {
     let hub_entry: Value = json!([{ "provider": "connec", "realm": world.org, "id": id }]);
     let (status, body) = world.post("people", json!({ "id": hub_entry, "first_name": "Overwrite" })).await;
     assert_error(status, &body, 409, "conflict");
+    assert_untouched(&world, &id).await;
+}
+
+#[tokio::test]
+async fn a_batch_over_the_configured_limit_is_a_413_and_writes_nothing() {
+    let world = World::on(TestApp::spawn_with(|c| c.body_limit_bytes = 2048).await).await;
+    let records = (0..40).map(|i| json!({ "first_name": format!("Person {i}"), "last_name": "Somebody-With-A-Long-Name" }));
+    let body = crate::support::batch_of(&world.group, "people", records);
+    let (status, answer) = send_json(world.hub.api(&world.app, Method::POST, "/batch").json(&body)).await;
+    assert_error(status, &answer, 413, "payload-too-large");
+    assert!(world.list_all("people").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_body_without_a_content_type_is_a_415() {
+    let world = World::new().await;
+    let url = format!("{}{}", world.hub.base, world.path("people"));
+    let request = world.hub.client.post(url).basic_auth(&world.app.api_id, Some(&world.app.api_key)).body(r#"{"people": {"first_name": "X"}}"#);
+    let (status, body) = send_json(request).await;
+    assert_error(status, &body, 415, "unsupported-media-type");
+    assert!(world.list_all("people").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_method_or_path_the_api_does_not_have_answers_the_contract_json_error() {
+    let (world, id) = world_with_leonie().await;
+    let (status, body) = send_json(world.req(Method::PATCH, &format!("people/{id}")).json(&json!({ "people": { "first_name": "X" } }))).await;
+    assert_error(status, &body, 404, "resource-not-found");
+    let (status, body) = send_json(world.req(Method::GET, "people/a/b/c")).await;
+    assert_error(status, &body, 404, "resource-not-found");
     assert_untouched(&world, &id).await;
 }

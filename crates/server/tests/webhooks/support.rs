@@ -143,6 +143,12 @@ pub async fn attempts_of(hub: &TestApp, app: &AppCreds, webhook_id: &str) -> Vec
     found
 }
 
+/// Waits until the log holds `n` attempts of one message (a receiver sees a
+/// request before the hub logs its answer); answers them, oldest first.
+pub async fn logged_attempts(hub: &TestApp, app: &AppCreds, webhook_id: &str, n: usize) -> Vec<Value> {
+    eventually(SOON, || async { Some(attempts_of(hub, app, webhook_id).await).filter(|log| log.len() >= n) }).await
+}
+
 pub async fn dead_letters(hub: &TestApp, app: &AppCreds) -> Vec<Value> {
     let body = admin_json(hub, Method::GET, &format!("/platform/v1/apps/{}/dead-letters", app.api_id)).await;
     body["dead_letters"].as_array().cloned().unwrap_or_default()

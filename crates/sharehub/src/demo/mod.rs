@@ -1,14 +1,154 @@
-//! `sharehub demo` (being written).
+//! `sharehub demo`: the hub on the Chinook sample data, end to end and for
+//! real. It starts the hub on a fresh SQLite file, sets up an organization and
+//! two apps through the platform API, imports Chinook as the "store" app
+//! through the public API, receives the "books" app's signed webhooks on a
+//! real listener, reads every invoice back to check its totals, and prints how
+//! to try the API with curl.
 
+mod chinook;
+mod hub;
+mod import;
+mod listener;
+mod report;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use clap::Args;
+use sharehub_server::config::Secret;
+use sharehub_server::{Config, Running};
 
+use hub::Hub;
+
+/// How long to wait for the books app to have every record by webhook.
+const WEBHOOK_WAIT: Duration = Duration::from_secs(30);
+
+/// Options of `sharehub demo`.
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Stop after the import instead of serving until Ctrl-C.
+    /// Stop after the report instead of serving until Ctrl-C (for scripts).
     #[arg(long)]
     pub exit: bool,
+    /// The SQLite file of the demo; an old one is deleted first.
+    #[arg(long, default_value = "sharehub-demo.db")]
+    pub db_file: PathBuf,
+    /// Address to listen on; when taken, any free port of the same address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
 }
 
-pub async fn run(_args: DemoArgs, _config: sharehub_server::Config) -> anyhow::Result<()> {
-    anyhow::bail!("the demo is being written")
+/// Runs the demo; an error when the import or the verification failed.
+pub async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let admin_token = sharehub_model::ids::new_api_key();
+    config.admin_token = Some(Secret::new(admin_token.clone()));
+    config.database_url = fresh_database(&args.db_file)?;
+    let plan = chinook::plan()?;
+
+    let running = start_hub(config, args.bind).await?;
+    let hub = Hub::new(format!("http://{}", running.addr), admin_token.clone());
+    println!(
+        "sharehub demo: hub on {} with {}",
+        hub.base,
+        args.db_file.display()
+    );
+
+    let outcome = run_steps(&hub, &plan, &admin_token).await;
+    println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
+    let (listener, passed) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            running.stop().await;
+            return Err(e);
+        }
+    };
+
+    if !args.exit {
+        println!(
+            "Serving on {} until Ctrl-C; webhooks to \"books\" are printed as they come.",
+            hub.base
+        );
+        listener.go_live();
+        crate::cli::shutdown_signal().await;
+    }
+    running.stop().await;
+    anyhow::ensure!(passed, "the demo found errors (see above)");
+    Ok(())
+}
+
+/// Platform set-up, import, webhooks, verification and the report. Answers
+/// the listener (to keep it serving) and whether every check passed.
+async fn run_steps(
+    hub: &Hub,
+    plan: &chinook::Plan,
+    admin_token: &str,
+) -> anyhow::Result<(listener::Listener, bool)> {
+    let bound = listener::bind().await?;
+    let hook_url = bound.url.clone();
+    let platform = hub
+        .set_up(&hook_url)
+        .await
+        .context("setting up the platform")?;
+    let books = &platform.books;
+    let listener = bound.serve(&books.api_id, &books.api_key, &books.webhook_secret)?;
+    println!(
+        "Organization {} with apps \"store\" ({}, writes) and \"books\" ({}, webhooks to {})",
+        platform.org, platform.store.api_id, books.api_id, hook_url
+    );
+
+    let imported = import::import(hub, &platform.store, plan).await?;
+    report::print_import(&imported);
+
+    let complete = listener.wait_for(&imported.counts, WEBHOOK_WAIT).await;
+    report::print_webhooks(&listener.tally(), complete, imported.records());
+
+    let verified = report::verify(hub, &platform.store, &plan.invoice_totals).await?;
+    report::print_verified(&verified);
+    report::print_try_it(hub, &platform, admin_token);
+
+    let passed =
+        imported.errors == 0 && imported.records() == plan.len() && complete && verified.ok();
+    Ok((listener, passed))
+}
+
+/// A `sqlite://` URL for `file`, deleting what an earlier demo left there.
+fn fresh_database(file: &Path) -> anyhow::Result<String> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = file.as_os_str().to_owned();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "removing the old demo database {}",
+                        Path::new(&path).display()
+                    )
+                })
+            }
+        }
+    }
+    Ok(format!("sqlite://{}", file.display()))
+}
+
+/// Starts the hub on `bind`, or on a free port when that one is taken
+/// (another hub or demo may well run on 8080).
+async fn start_hub(config: Config, bind: SocketAddr) -> anyhow::Result<Running> {
+    let socket = match tokio::net::TcpListener::bind(bind).await {
+        Ok(socket) => socket,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let any = SocketAddr::new(bind.ip(), 0);
+            tokio::net::TcpListener::bind(any)
+                .await
+                .with_context(|| format!("binding {any}"))?
+        }
+        Err(e) => return Err(e).with_context(|| format!("binding {bind}")),
+    };
+    let store = sharehub_store::open(&config.database_url)
+        .await
+        .context("opening the demo database")?;
+    Ok(sharehub_server::start(config, store, socket).await?)
 }

@@ -130,6 +130,7 @@ CREATE TABLE dead_letters (
     attempts     INTEGER NOT NULL,
     last_error   TEXT,
     created_at   INTEGER NOT NULL,
+    resend_requested_at INTEGER,     -- an administrator asked for a resend
     resent_at    INTEGER
 ) STRICT;
 

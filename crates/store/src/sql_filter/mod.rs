@@ -7,8 +7,10 @@
 //! reads the `data` JSON column. No user text reaches the SQL: literals are
 //! bound, and keys are checked to be `[A-Za-z0-9_]+` before being quoted.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::{bind_postgres, postgres_filter, postgres_order_by};
 pub use sqlite::{bind_sqlite, sqlite_filter, sqlite_order_by};
 
 use sharehub_model::filter::FieldPath;

@@ -231,18 +231,44 @@ impl SqliteStore {
         row.as_ref().map(dead_letter_from_row).transpose()
     }
 
-    pub(crate) async fn mark_resent_impl(&self, webhook_id: &str) -> Result<(), StoreError> {
-        let id = webhook_id.to_string();
+    pub(crate) async fn request_resend_impl(&self, app_id: &str, webhook_id: &str) -> Result<bool, StoreError> {
+        let (app_id, webhook_id) = (app_id.to_string(), webhook_id.to_string());
         self.writer
             .exec(move |conn| {
                 Box::pin(async move {
-                    sqlx::query("UPDATE dead_letters SET resent_at = ? WHERE webhook_id = ?")
+                    let done = sqlx::query("UPDATE dead_letters SET resend_requested_at = ? WHERE app_id = ? AND webhook_id = ?")
                         .bind(jiff::Timestamp::now().as_microsecond())
-                        .bind(id)
+                        .bind(app_id)
+                        .bind(webhook_id)
                         .execute(conn)
                         .await
-                        .context("marking a dead letter resent")?;
-                    Ok(())
+                        .context("requesting a resend")?;
+                    Ok(done.rows_affected() == 1)
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn take_resend_request_impl(&self, app_id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        let app_id = app_id.to_string();
+        self.writer
+            .exec(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(&format!(
+                        "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE app_id = ? AND resend_requested_at IS NOT NULL ORDER BY resend_requested_at LIMIT 1"
+                    ))
+                    .bind(&app_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .context("reading a resend request")?;
+                    let Some(letter) = row.as_ref().map(dead_letter_from_row).transpose()? else { return Ok(None) };
+                    sqlx::query("UPDATE dead_letters SET resend_requested_at = NULL, resent_at = ? WHERE webhook_id = ?")
+                        .bind(jiff::Timestamp::now().as_microsecond())
+                        .bind(&letter.webhook_id)
+                        .execute(&mut *conn)
+                        .await
+                        .context("taking a resend request")?;
+                    Ok(Some(letter))
                 })
             })
             .await

@@ -186,8 +186,11 @@ impl Store for SqliteStore {
     async fn dead_letter(&self, app_id: &str, webhook_id: &str) -> Result<Option<DeadLetter>, StoreError> {
         self.dead_letter_impl(app_id, webhook_id).await
     }
-    async fn mark_resent(&self, webhook_id: &str) -> Result<(), StoreError> {
-        self.mark_resent_impl(webhook_id).await
+    async fn request_resend(&self, app_id: &str, webhook_id: &str) -> Result<bool, StoreError> {
+        self.request_resend_impl(app_id, webhook_id).await
+    }
+    async fn take_resend_request(&self, app_id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        self.take_resend_request_impl(app_id).await
     }
     async fn set_endpoint_disabled(&self, app_id: &str, reason: Option<&str>) -> Result<(), StoreError> {
         self.set_endpoint_disabled_impl(app_id, reason).await
