@@ -78,6 +78,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// A receiver that changes whenever a write commits, to wake delivery workers.
     fn commits(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// A receiver that changes after a write to apps, their entities or
+    /// groups commits in this process, so the delivery supervisor starts a
+    /// new app's task at once. Changes made by other processes are seen on
+    /// the next poll only.
+    fn platform_changes(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -340,18 +340,54 @@ async fn update_existing<T: WriteTx + ?Sized>(
     external_id: Option<String>,
     now: jiff::Timestamp,
 ) -> OpResult {
+    // Every check comes before the first write, so a refused op has written
+    // nothing and needs no rollback of its own.
     if let Some(expected) = op.if_match {
         if expected != old.version {
             return Ok(Err(WriteError::StaleVersion { current: old.version }));
         }
     }
-    if let Some(ext) = &external_id {
-        if let Err(e) = link_external_id(tx, op, &old, ext).await? {
-            return Ok(Err(e));
-        }
+    let new_link = match &external_id {
+        Some(ext) => match check_link(tx, op, &old, ext).await? {
+            Ok(new_link) => new_link.then_some(ext.as_str()),
+            Err(e) => return Ok(Err(e)),
+        },
+        None => None,
+    };
+    let next = match next_state(op, &old, patch, now) {
+        Ok(next) => next,
+        Err(e) => return Ok(Err(e)),
+    };
+
+    if let Some(ext) = new_link {
+        tx.add_link(&op.org_id, &old.entity, &op.caller.app_id, &op.caller.realm, ext, old.id).await?;
     }
+    let Some((record, kind)) = next else {
+        return Ok(Ok(WriteOutcome::Unchanged(old)));
+    };
+    tx.update(&record).await?;
+    tx.log_change(&record, &op.caller.app_id, kind).await?;
+    Ok(Ok(WriteOutcome::Updated(record)))
+}
+
+/// Whether `ext` still has to be linked to `record` (false: already is).
+async fn check_link<T: WriteTx + ?Sized>(tx: &mut T, op: &WriteOp, record: &StoredRecord, ext: &str) -> Result<Result<bool, WriteError>, StoreError> {
+    let linked = tx.find_link(&op.org_id, &record.entity, &op.caller.app_id, &op.caller.realm, ext).await?;
+    Ok(match linked {
+        Some(id) if id == record.id => Ok(false),
+        Some(other) => Err(WriteError::Conflict(format!("your id {ext:?} is already linked to record {other}"))),
+        None => Ok(true),
+    })
+}
+
+/// The record after the op, or `None` when the op changes nothing.
+fn next_state(op: &WriteOp, old: &StoredRecord, patch: Map<String, Value>, now: jiff::Timestamp) -> Result<Option<(StoredRecord, ChangeKind)>, WriteError> {
     if op.archive {
-        return archive(tx, op, old, now).await;
+        if old.archived {
+            return Ok(None);
+        }
+        let record = StoredRecord { version: old.version + 1, updated_at: now, archived: true, ..old.clone() };
+        return Ok(Some((record, ChangeKind::Archived)));
     }
 
     let mut data = old.data.as_object().cloned().unwrap_or_default();
@@ -360,40 +396,14 @@ async fn update_existing<T: WriteTx + ?Sized>(
     if op.entity.lines {
         totals::fill_amounts(op.entity, &mut data);
     }
-    if let Err(errors) = schema::validate(op.entity, &data) {
-        return Ok(Err(WriteError::Invalid(errors)));
-    }
+    schema::validate(op.entity, &data).map_err(WriteError::Invalid)?;
 
     let hash = merge::content_hash(&data);
     if hash == old.content_hash && !old.archived {
-        return Ok(Ok(WriteOutcome::Unchanged(old)));
+        return Ok(None);
     }
     // A write to an archived record brings it back: the app that wrote it
     // still has it, so it exists again for everyone.
-    let record = StoredRecord { data, content_hash: hash, version: old.version + 1, updated_at: now, archived: false, ..old };
-    tx.update(&record).await?;
-    tx.log_change(&record, &op.caller.app_id, ChangeKind::Updated).await?;
-    Ok(Ok(WriteOutcome::Updated(record)))
-}
-
-async fn link_external_id<T: WriteTx + ?Sized>(tx: &mut T, op: &WriteOp, record: &StoredRecord, ext: &str) -> Result<Result<(), WriteError>, StoreError> {
-    let linked = tx.find_link(&op.org_id, &record.entity, &op.caller.app_id, &op.caller.realm, ext).await?;
-    match linked {
-        Some(id) if id == record.id => Ok(Ok(())),
-        Some(other) => Ok(Err(WriteError::Conflict(format!("your id {ext:?} is already linked to record {other}")))),
-        None => {
-            tx.add_link(&op.org_id, &record.entity, &op.caller.app_id, &op.caller.realm, ext, record.id).await?;
-            Ok(Ok(()))
-        }
-    }
-}
-
-async fn archive<T: WriteTx + ?Sized>(tx: &mut T, op: &WriteOp, old: StoredRecord, now: jiff::Timestamp) -> OpResult {
-    if old.archived {
-        return Ok(Ok(WriteOutcome::Unchanged(old)));
-    }
-    let record = StoredRecord { version: old.version + 1, updated_at: now, archived: true, ..old };
-    tx.update(&record).await?;
-    tx.log_change(&record, &op.caller.app_id, ChangeKind::Archived).await?;
-    Ok(Ok(WriteOutcome::Updated(record)))
+    let record = StoredRecord { data, content_hash: hash, version: old.version + 1, updated_at: now, archived: false, ..old.clone() };
+    Ok(Some((record, ChangeKind::Updated)))
 }

@@ -1,12 +1,11 @@
 -- sharehub on SQLite: the first schema. Released migrations are never edited;
 -- changes come as new files.
 
--- Customer organizations (tenants). last_seq numbers their change log.
+-- Customer organizations (tenants).
 CREATE TABLE orgs (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
-    created_at  INTEGER NOT NULL,
-    last_seq    INTEGER NOT NULL DEFAULT 0
+    created_at  INTEGER NOT NULL
 ) STRICT;
 
 -- Applications registered on the developer platform.
@@ -69,7 +68,8 @@ CREATE TABLE id_links (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX id_links_by_record ON id_links (org_id, record_id);
 
--- The change log: one row per committed change, seq dense per organization.
+-- The change log: one row per committed change, seq dense per organization
+-- (numbered by the one writer as the last seq + 1).
 CREATE TABLE changes (
     org_id      TEXT NOT NULL,
     seq         INTEGER NOT NULL,

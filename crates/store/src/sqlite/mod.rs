@@ -34,6 +34,9 @@ pub struct SqliteStore {
     reader: SqlitePool,
     writer: Writer,
     commits: watch::Receiver<u64>,
+    /// Bumped after a write to apps, their entities or groups commits, so the
+    /// delivery supervisor starts a new app's task without waiting for its poll.
+    platform: watch::Sender<u64>,
 }
 
 impl SqliteStore {
@@ -48,7 +51,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
-            .pragma("cache_size", "-32768")
+            // Page cache per connection, in KiB: the writer keeps the hot
+            // index pages; readers share the OS page cache, so they keep less.
+            .pragma("cache_size", "-16384")
             .pragma("temp_store", "memory");
 
         let mut conn = options.connect().await.context("opening the database")?;
@@ -57,11 +62,12 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.read_only(true))
+            .connect_with(options.read_only(true).pragma("cache_size", "-4096"))
             .await
             .context("opening read connections")?;
         let (commits_tx, commits) = watch::channel(0);
-        Ok(Self { reader, writer: Writer::start(conn, commits_tx), commits })
+        let platform = watch::Sender::new(0);
+        Ok(Self { reader, writer: Writer::start(conn, commits_tx), commits, platform })
     }
 
     /// Applies migrations and closes: `sharehub migrate`.
@@ -72,16 +78,13 @@ impl SqliteStore {
     }
 }
 
+/// Runs the ops of one call. The write rules check everything before their
+/// first write, so a refused op has written nothing and needs no savepoint;
+/// a database error fails the whole job, which the writer rolls back.
 async fn run_ops(conn: &mut sqlx::SqliteConnection, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
-        sqlx::query("SAVEPOINT op").execute(&mut *conn).await.context("opening a savepoint")?;
-        let result = write::apply(&mut *conn, op, jiff::Timestamp::now()).await?;
-        if result.is_err() {
-            sqlx::query("ROLLBACK TO op").execute(&mut *conn).await.context("rolling back a refused write")?;
-        }
-        sqlx::query("RELEASE op").execute(&mut *conn).await.context("releasing a savepoint")?;
-        results.push(result);
+        results.push(write::apply(&mut *conn, op, jiff::Timestamp::now()).await?);
     }
     Ok(results)
 }
@@ -193,11 +196,16 @@ impl Store for SqliteStore {
         self.take_resend_request_impl(app_id).await
     }
     async fn set_endpoint_disabled(&self, app_id: &str, reason: Option<&str>) -> Result<(), StoreError> {
-        self.set_endpoint_disabled_impl(app_id, reason).await
+        self.set_endpoint_disabled_impl(app_id, reason).await?;
+        self.platform_changed();
+        Ok(())
     }
 
     fn commits(&self) -> watch::Receiver<u64> {
         self.commits.clone()
+    }
+    fn platform_changes(&self) -> watch::Receiver<u64> {
+        self.platform.subscribe()
     }
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.reader.acquire().await.context("reaching the database")?;

@@ -21,6 +21,12 @@ const APP_COLUMNS: &str = "id, name, provider, api_key, webhook_secret, notifica
 const GROUP_COLUMNS: &str = "id, app_id, org_id, realm, created_at";
 
 impl SqliteStore {
+    /// Tells [`Store::platform_changes`] receivers that apps or groups changed;
+    /// called only after the write committed, so a woken reader sees it.
+    pub(crate) fn platform_changed(&self) {
+        self.platform.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     pub(crate) async fn create_org_impl(&self, name: &str) -> Result<Org, StoreError> {
         let org = Org { id: ids::new_org_id(), name: name.to_string(), created_at: jiff::Timestamp::now() };
         let row = org.clone();
@@ -87,6 +93,7 @@ impl SqliteStore {
                 })
             })
             .await?;
+        self.platform_changed();
         let secrets = AppSecrets { api_id: app.id.clone(), api_key, webhook_secret: secret };
         Ok((app, secrets))
     }
@@ -123,6 +130,7 @@ impl SqliteStore {
                 })
             })
             .await?;
+        self.platform_changed();
         Ok(Some(app))
     }
 
@@ -176,7 +184,8 @@ impl SqliteStore {
     /// Sets one column of an app; answers whether the app exists.
     pub(crate) async fn set_app_secret(&self, app_id: &str, column: &'static str, value: String) -> Result<bool, StoreError> {
         let app_id = app_id.to_string();
-        self.writer
+        let found = self
+            .writer
             .exec(move |conn| {
                 Box::pin(async move {
                     let done = sqlx::query(&format!("UPDATE apps SET {column} = ? WHERE id = ?"))
@@ -188,14 +197,18 @@ impl SqliteStore {
                     Ok(done.rows_affected() == 1)
                 })
             })
-            .await
+            .await?;
+        self.platform_changed();
+        Ok(found)
     }
 
     pub(crate) async fn install_impl(&self, app_id: &str, org_id: &str, realm: Option<&str>) -> Result<Group, StoreError> {
         let group_id = ids::new_group_id();
         let realm = realm.map(str::to_string).unwrap_or_else(|| group_id.clone());
         let group = Group { id: group_id, app_id: app_id.to_string(), org_id: org_id.to_string(), realm, created_at: jiff::Timestamp::now() };
-        self.writer.exec(move |conn| Box::pin(async move { insert_group(conn, group).await })).await
+        let group = self.writer.exec(move |conn| Box::pin(async move { insert_group(conn, group).await })).await?;
+        self.platform_changed();
+        Ok(group)
     }
 
     pub(crate) async fn get_group_impl(&self, group_id: &str) -> Result<Option<Group>, StoreError> {
@@ -267,7 +280,7 @@ async fn insert_group(conn: &mut SqliteConnection, group: Group) -> Result<Group
         .execute(&mut *conn)
         .await
         .context("installing an app")?;
-    sqlx::query("INSERT INTO delivery_cursors (app_id, org_id, delivered_seq) SELECT ?, id, last_seq FROM orgs WHERE id = ?")
+    sqlx::query("INSERT INTO delivery_cursors (app_id, org_id, delivered_seq) SELECT ?1, ?2, COALESCE(MAX(seq), 0) FROM changes WHERE org_id = ?2")
         .bind(&group.app_id)
         .bind(&group.org_id)
         .execute(&mut *conn)

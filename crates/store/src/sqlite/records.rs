@@ -127,7 +127,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn last_seq_impl(&self, org_id: &str) -> Result<i64, StoreError> {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM orgs WHERE id = ?")
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes WHERE org_id = ?")
             .bind(org_id)
             .fetch_optional(&self.reader)
             .await
