@@ -63,8 +63,14 @@ impl Deliverer {
     }
 
     /// Runs until `shutdown`: starts a task for every app with a URL.
+    ///
+    /// Looks again on every poll and whenever this process changes an app or
+    /// group, so a freshly registered app gets its first webhook at once.
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
+        // Subscribed before the first listing: a change made while listing
+        // still wakes the next round.
+        let mut platform = this.store.platform_changes();
         let mut tasks = JoinSet::new();
         let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
         loop {
@@ -87,6 +93,7 @@ impl Deliverer {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = changed(&mut platform) => {}
                 _ = tokio::time::sleep(this.options.poll_interval) => {}
             }
         }
@@ -95,6 +102,9 @@ impl Deliverer {
 
     async fn app_task(self: Arc<Self>, app_id: String, shutdown: CancellationToken) -> String {
         let mut commits = self.store.commits();
+        // An app change (endpoint re-enabled, new URL or entities) applies at
+        // once, not after the poll or the next record write.
+        let mut platform = self.store.platform_changes();
         loop {
             let wait = match self.step(&app_id).await {
                 Ok(Step::Worked) => continue,
@@ -109,6 +119,7 @@ impl Deliverer {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = commits.changed(), if wait.is_none() => {}
+                _ = changed(&mut platform) => {}
                 _ = tokio::time::sleep(wait.unwrap_or(self.options.poll_interval)) => {}
             }
         }
@@ -259,6 +270,14 @@ impl Deliverer {
                 Ok(Step::Wait(delay))
             }
         }
+    }
+}
+
+/// Waits for the next change of `rx`. A closed channel never changes again,
+/// so this then waits forever instead of waking its loop at once, over and over.
+async fn changed(rx: &mut tokio::sync::watch::Receiver<u64>) {
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -24,10 +24,11 @@ impl FromRequestParts<AppState> for CallerApp {
     }
 }
 
-/// Checks HTTP Basic credentials against the registered apps.
+/// Checks HTTP Basic credentials against the registered apps (cached for a
+/// moment, see [`crate::cache`]; the key is compared on every request).
 pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<App, ApiError> {
     let (api_id, api_key) = basic_credentials(headers).ok_or(ApiError::Unauthorized)?;
-    let app = state.store.get_app(&api_id).await?.ok_or(ApiError::Unauthorized)?;
+    let app = state.auth_cache.app(state.store.as_ref(), &api_id).await?.ok_or(ApiError::Unauthorized)?;
     if !constant_time_eq(api_key.as_bytes(), app.api_key.as_bytes()) {
         return Err(ApiError::Unauthorized);
     }
@@ -54,7 +55,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The group named in the path, which must belong to the caller. A group of
 /// another app and a group that does not exist answer the same 401.
 pub async fn caller_group(state: &AppState, app: &App, group_id: &str) -> Result<Group, ApiError> {
-    let group = state.store.get_group(group_id).await?;
+    let group = state.auth_cache.group(state.store.as_ref(), group_id).await?;
     match group {
         Some(group) if group.app_id == app.id => {
             tracing::Span::current().record("group_id", group.id.as_str());

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use sharehub_store::Store;
 
+use crate::cache::AuthCache;
 use crate::config::Config;
 
 /// The state behind the router.
@@ -15,10 +16,12 @@ pub struct AppState {
     /// Idempotency keys being answered right now, so a repeat waits for the
     /// first answer instead of running the write twice.
     pub keys_in_flight: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Callers' apps and groups, so a request does not reload them.
+    pub auth_cache: Arc<AuthCache>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
-        Self { store, config: Arc::new(config), keys_in_flight: Arc::default() }
+        Self { store, config: Arc::new(config), keys_in_flight: Arc::default(), auth_cache: Arc::default() }
     }
 }

@@ -6,6 +6,8 @@ mod common;
 #[path = "api/support.rs"]
 mod support;
 
+#[path = "api/auth_cache.rs"]
+mod auth_cache;
 #[path = "api/concurrency.rs"]
 mod concurrency;
 #[path = "api/crud.rs"]

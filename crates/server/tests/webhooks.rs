@@ -14,3 +14,6 @@ mod endpoints;
 
 #[path = "webhooks/retries.rs"]
 mod retries;
+
+#[path = "webhooks/wakeup.rs"]
+mod wakeup;

@@ -7,6 +7,12 @@
 //! the OpenAPI document of the API.
 #![forbid(unsafe_code)]
 
+// mimalloc instead of the system allocator: the hub allocates many small
+// JSON values per record, and glibc's malloc spent a third of an import in
+// allocation and free (measured with perf).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod demo;
 

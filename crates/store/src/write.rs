@@ -64,6 +64,12 @@ impl WriteOutcome {
             WriteOutcome::Created(r) | WriteOutcome::Updated(r) | WriteOutcome::Unchanged(r) => r,
         }
     }
+
+    pub fn into_record(self) -> StoredRecord {
+        match self {
+            WriteOutcome::Created(r) | WriteOutcome::Updated(r) | WriteOutcome::Unchanged(r) => r,
+        }
+    }
 }
 
 /// What the write rules need from a backend transaction.

@@ -149,12 +149,11 @@ impl<'a> Runner<'a> {
         if self.queue.is_empty() {
             return Ok(());
         }
-        let queued = std::mem::take(&mut self.queue);
-        let ops = queued.iter().map(|q| q.op.clone()).collect();
+        let (slots, ops): (Vec<(usize, usize)>, Vec<WriteOp>) = std::mem::take(&mut self.queue).into_iter().map(|q| ((q.index, q.ctx), q.op)).unzip();
         let results = self.state.store.write(ops).await?;
-        for (q, result) in queued.into_iter().zip(results) {
-            self.answers[q.index] = Some(match result {
-                Ok(outcome) => Answer::Written { ctx: q.ctx, status: outcome_status(&outcome), record: Box::new(outcome.record().clone()) },
+        for ((index, ctx), result) in slots.into_iter().zip(results) {
+            self.answers[index] = Some(match result {
+                Ok(outcome) => Answer::Written { ctx, status: outcome_status(&outcome), record: Box::new(outcome.into_record()) },
                 Err(e) => error_answer(e.into()),
             });
         }

@@ -1,6 +1,11 @@
 //! The platform (admin) API under `/platform/v1`: organizations, apps, their
 //! entities and keys, installations, and the delivery log. Bearer token from
 //! the configuration; closed when none is set.
+//!
+//! Handlers that change an app or a group forget it from the
+//! [`AuthCache`](crate::cache::AuthCache) once the store answered (even with
+//! an error, as the write may have committed), so the next API request sees
+//! the change.
 
 pub mod service;
 
@@ -80,6 +85,9 @@ async fn list_orgs(_: Admin, State(s): State<AppState>) -> Result<Response, ApiE
 async fn create_app(_: Admin, State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
     let new: NewApp = parse(body)?;
     let (app, secrets) = service::register_app(s.store.as_ref(), new).await?;
+    // Nothing cached under a new id (misses are not cached); forgotten anyway
+    // so registration never depends on that rule.
+    s.auth_cache.forget_app(&app.id);
     Ok(ok(StatusCode::CREATED, json!({ "app": app, "secrets": secrets })))
 }
 
@@ -94,17 +102,23 @@ async fn get_app(_: Admin, State(s): State<AppState>, Path(app): Path<String>) -
 
 async fn update_app(_: Admin, State(s): State<AppState>, Path(app): Path<String>, body: JsonBody) -> Result<Response, ApiError> {
     let update: AppUpdate = parse(body)?;
-    let updated = service::update_app(s.store.as_ref(), &app, update).await?;
+    let updated = service::update_app(s.store.as_ref(), &app, update).await;
+    s.auth_cache.forget_app(&app);
+    let updated = updated?;
     Ok(ok(StatusCode::OK, json!({ "app": updated })))
 }
 
 async fn rotate_key(_: Admin, State(s): State<AppState>, Path(app): Path<String>) -> Result<Response, ApiError> {
-    let key = service::rotate_api_key(s.store.as_ref(), &app).await?;
+    let key = service::rotate_api_key(s.store.as_ref(), &app).await;
+    s.auth_cache.forget_app(&app);
+    let key = key?;
     Ok(ok(StatusCode::OK, json!({ "api_id": app, "api_key": key })))
 }
 
 async fn rotate_secret(_: Admin, State(s): State<AppState>, Path(app): Path<String>) -> Result<Response, ApiError> {
-    let secret = service::rotate_webhook_secret(s.store.as_ref(), &app).await?;
+    let secret = service::rotate_webhook_secret(s.store.as_ref(), &app).await;
+    s.auth_cache.forget_app(&app);
+    let secret = secret?;
     Ok(ok(StatusCode::OK, json!({ "api_id": app, "webhook_secret": secret })))
 }
 
@@ -117,7 +131,10 @@ struct NewGroup {
 
 async fn install(_: Admin, State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
     let new: NewGroup = parse(body)?;
-    let group = service::install(s.store.as_ref(), &new.app_id, &new.org_id, new.realm.as_deref()).await?;
+    let group = service::install(s.store.as_ref(), &new.app_id, &new.org_id, new.realm.as_deref()).await;
+    s.auth_cache.forget_app(&new.app_id);
+    let group = group?;
+    s.auth_cache.forget_group(&group.id);
     Ok(ok(StatusCode::CREATED, json!({ "group": group })))
 }
 

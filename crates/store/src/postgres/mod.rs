@@ -52,6 +52,10 @@ pub struct PgStore {
     pool: PgPool,
     commits_tx: watch::Sender<u64>,
     commits: watch::Receiver<u64>,
+    /// Bumped after this process commits a write to apps, their entities or
+    /// groups ([`Store::platform_changes`]); other processes' changes are
+    /// seen on the delivery poll.
+    platform: watch::Sender<u64>,
 }
 
 impl PgStore {
@@ -76,6 +80,7 @@ impl PgStore {
             pool,
             commits_tx,
             commits,
+            platform: watch::Sender::new(0),
         })
     }
 
@@ -94,6 +99,15 @@ impl PgStore {
     /// Closes the pool; the store answers `Unavailable` afterwards.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Passes `result` through, bumping [`Store::platform_changes`] when the
+    /// platform write it reports committed.
+    fn platform_changed<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_ok() {
+            self.platform.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        result
     }
 
     /// Begins a transaction that sees the tenant rows of `org_id` only.
@@ -177,10 +191,10 @@ impl Store for PgStore {
         app: NewApp,
         webhook_secret: String,
     ) -> Result<(App, AppSecrets), StoreError> {
-        self.create_app_impl(app, webhook_secret).await
+        self.platform_changed(self.create_app_impl(app, webhook_secret).await)
     }
     async fn update_app(&self, app_id: &str, update: AppUpdate) -> Result<Option<App>, StoreError> {
-        self.update_app_impl(app_id, update).await
+        self.platform_changed(self.update_app_impl(app_id, update).await)
     }
     async fn get_app(&self, app_id: &str) -> Result<Option<App>, StoreError> {
         self.get_app_impl(app_id).await
@@ -190,7 +204,7 @@ impl Store for PgStore {
     }
     async fn rotate_api_key(&self, app_id: &str) -> Result<Option<String>, StoreError> {
         let key = sharehub_model::ids::new_api_key();
-        let found = self.set_app_secret(app_id, "api_key", &key).await?;
+        let found = self.platform_changed(self.set_app_secret(app_id, "api_key", &key).await)?;
         Ok(found.then_some(key))
     }
     async fn set_webhook_secret(
@@ -198,8 +212,7 @@ impl Store for PgStore {
         app_id: &str,
         webhook_secret: String,
     ) -> Result<bool, StoreError> {
-        self.set_app_secret(app_id, "webhook_secret", &webhook_secret)
-            .await
+        self.platform_changed(self.set_app_secret(app_id, "webhook_secret", &webhook_secret).await)
     }
     async fn install(
         &self,
@@ -207,7 +220,7 @@ impl Store for PgStore {
         org_id: &str,
         realm: Option<&str>,
     ) -> Result<Group, StoreError> {
-        self.install_impl(app_id, org_id, realm).await
+        self.platform_changed(self.install_impl(app_id, org_id, realm).await)
     }
     async fn get_group(&self, group_id: &str) -> Result<Option<Group>, StoreError> {
         self.get_group_impl(group_id).await
@@ -343,11 +356,14 @@ impl Store for PgStore {
         app_id: &str,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.set_endpoint_disabled_impl(app_id, reason).await
+        self.platform_changed(self.set_endpoint_disabled_impl(app_id, reason).await)
     }
 
     fn commits(&self) -> watch::Receiver<u64> {
         self.commits.clone()
+    }
+    fn platform_changes(&self) -> watch::Receiver<u64> {
+        self.platform.subscribe()
     }
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await.context("reaching the database")?;

@@ -4,6 +4,7 @@
 //! a write is in progress); writes go through the single [`writer`] task,
 //! which commits waiting writes together. One hub process owns the file.
 
+mod buffer;
 mod delivery;
 mod platform;
 mod records;
@@ -82,10 +83,12 @@ impl SqliteStore {
 /// first write, so a refused op has written nothing and needs no savepoint;
 /// a database error fails the whole job, which the writer rolls back.
 async fn run_ops(conn: &mut sqlx::SqliteConnection, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
+    let mut tx = buffer::BufferedTx::new(conn);
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
-        results.push(write::apply(&mut *conn, op, jiff::Timestamp::now()).await?);
+        results.push(write::apply(&mut tx, op, jiff::Timestamp::now()).await?);
     }
+    tx.flush().await?;
     Ok(results)
 }
 
