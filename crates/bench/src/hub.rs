@@ -34,7 +34,8 @@ impl Platform {
     }
 
     async fn admin_post(&self, path: &str, body: Value) -> Result<Value> {
-        let response = self.client.post(format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN).json(&body).send().await?;
+        let response =
+            self.client.post(format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN).json(&body).send().await?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -55,7 +56,10 @@ impl Platform {
             .map(|(e, r)| json!({ "entity": e, "read": r.contains('r'), "write": r.contains('w'), "subscribe": r.contains('s') }))
             .collect();
         let body = self
-            .admin_post("/platform/v1/apps", json!({ "name": provider, "provider": provider, "notification_url": url, "entities": entities }))
+            .admin_post(
+                "/platform/v1/apps",
+                json!({ "name": provider, "provider": provider, "notification_url": url, "entities": entities }),
+            )
             .await?;
         let s = &body["secrets"];
         Ok(AppCreds {
@@ -148,7 +152,13 @@ impl ChildHub {
             .with_context(|| format!("starting {}", exe.display()))?;
         let platform = Platform::new(format!("http://127.0.0.1:{port}"));
         for _ in 0..200 {
-            if platform.client.get(format!("{}/health/live", platform.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+            if platform
+                .client
+                .get(format!("{}/health/live", platform.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Ok(Self { platform, child, db, _dir: dir });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

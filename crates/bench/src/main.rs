@@ -85,7 +85,13 @@ async fn main() -> Result<()> {
         println!("WARNING: a debug build; run with --release for meaningful numbers");
     }
     let scenarios = match args.scenario {
-        Scenario::All => vec![Scenario::ImportChinook, Scenario::ImportPeople, Scenario::PostSingle, Scenario::WebhookLatency, Scenario::Rss1m],
+        Scenario::All => vec![
+            Scenario::ImportChinook,
+            Scenario::ImportPeople,
+            Scenario::PostSingle,
+            Scenario::WebhookLatency,
+            Scenario::Rss1m,
+        ],
         one => vec![one],
     };
     let mut all = Vec::new();
@@ -124,9 +130,12 @@ async fn run(scenario: Scenario, args: &Args) -> Result<Vec<Metric>> {
             import::compare("import-people", &rows, args.people_batch).await
         }
         Scenario::PostSingle => {
-            post::run(&post::PostArgs { clients: args.clients, seconds: args.seconds, max_requests: args.max_requests }).await
+            post::run(&post::PostArgs { clients: args.clients, seconds: args.seconds, max_requests: args.max_requests })
+                .await
         }
-        Scenario::WebhookLatency => webhook::run(&webhook::WebhookArgs { rate: args.write_rate, seconds: args.seconds }).await,
+        Scenario::WebhookLatency => {
+            webhook::run(&webhook::WebhookArgs { rate: args.write_rate, seconds: args.seconds }).await
+        }
         Scenario::Rss1m => rss::run(args.records, args.people_batch as u64).await,
         Scenario::All => unreachable!("expanded above"),
     }

@@ -15,7 +15,13 @@ pub struct Metric {
 }
 
 impl Metric {
-    pub fn new(scenario: &'static str, name: impl Into<String>, target: impl Into<String>, measured: impl Into<String>, met: Option<bool>) -> Self {
+    pub fn new(
+        scenario: &'static str,
+        name: impl Into<String>,
+        target: impl Into<String>,
+        measured: impl Into<String>,
+        met: Option<bool>,
+    ) -> Self {
         Self { scenario, name: name.into(), target: target.into(), measured: measured.into(), met }
     }
 
@@ -121,7 +127,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

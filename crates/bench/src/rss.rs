@@ -46,13 +46,21 @@ pub async fn run(records: u64, batch: u64) -> Result<Vec<Metric>> {
         "$top=100".to_string(),
         format!("$top=100&$skip={}", records / 2),
         "$top=100&$filter=last_name eq 'Müller'".to_string(),
-        format!("$top=50&$filter=email/address eq '{}'", crate::data::person("bench-rss", records / 3).record["email"]["address"].as_str().unwrap_or("")),
+        format!(
+            "$top=50&$filter=email/address eq '{}'",
+            crate::data::person("bench-rss", records / 3).record["email"]["address"].as_str().unwrap_or("")
+        ),
         "$top=100&$orderby=last_name ASC".to_string(),
     ];
     let mut timings = Vec::new();
     for q in &queries {
         let t = Instant::now();
-        let response = hub.platform.api(&app, reqwest::Method::GET, &format!("/api/v2/{group}/people")).query(&parse(q)).send().await?;
+        let response = hub
+            .platform
+            .api(&app, reqwest::Method::GET, &format!("/api/v2/{group}/people"))
+            .query(&parse(q))
+            .send()
+            .await?;
         let status = response.status();
         let bytes = response.bytes().await?.len();
         let took = t.elapsed();
@@ -70,7 +78,13 @@ pub async fn run(records: u64, batch: u64) -> Result<Vec<Metric>> {
     let ok = |kb: u64| Some(mib(kb) < 150.0);
     Ok(vec![
         Metric::new(S, "RSS after import", "< 150 MB", format!("{:.1} MiB", mib(after_import)), ok(after_import)),
-        Metric::new(S, "RSS after list queries", "< 150 MB", format!("{:.1} MiB", mib(after_queries)), ok(after_queries)),
+        Metric::new(
+            S,
+            "RSS after list queries",
+            "< 150 MB",
+            format!("{:.1} MiB", mib(after_queries)),
+            ok(after_queries),
+        ),
         Metric::info(S, "peak RSS (VmHWM)", format!("{:.1} MiB", mib(hwm))),
         Metric::info(S, "idle RSS before import", format!("{:.1} MiB", mib(idle))),
         Metric::info(S, "records / import rate", format!("{} / {import_rate}", thousands(records))),

@@ -105,7 +105,10 @@ pub async fn run(args: &WebhookArgs) -> Result<Vec<Metric>> {
     for w in writes {
         w.await??;
     }
-    println!("  {total} writes sent in {write_time:.2?} ({:.0}/s); waiting for deliveries", total as f64 / write_time.as_secs_f64());
+    println!(
+        "  {total} writes sent in {write_time:.2?} ({:.0}/s); waiting for deliveries",
+        total as f64 / write_time.as_secs_f64()
+    );
 
     let deadline = Instant::now() + Duration::from_secs(30);
     while receivers.iter().any(|r| r.lock().unwrap().len() < total) && Instant::now() < deadline {

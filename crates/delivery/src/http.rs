@@ -91,9 +91,7 @@ pub struct Attempt {
 /// reads at most [`BODY_EXCERPT_LIMIT`] bytes of the response body.
 pub async fn send(client: &reqwest::Client, delivery: Delivery<'_>) -> Attempt {
     let timestamp = jiff::Timestamp::now().as_second();
-    let signature = delivery
-        .secret
-        .sign(delivery.msg_id, timestamp, &delivery.body);
+    let signature = delivery.secret.sign(delivery.msg_id, timestamp, &delivery.body);
     let request = client
         .post(delivery.url)
         .basic_auth(delivery.api_id, Some(delivery.api_key))
@@ -107,25 +105,17 @@ pub async fn send(client: &reqwest::Client, delivery: Delivery<'_>) -> Attempt {
         Ok(response) => classify(response).await,
         Err(err) => (failure(None, None, describe_error(&err)), None),
     };
-    Attempt {
-        outcome,
-        elapsed: started.elapsed(),
-        timestamp,
-        body_excerpt,
-    }
+    Attempt { outcome, elapsed: started.elapsed(), timestamp, body_excerpt }
 }
 
 /// Turns a response into an outcome, reading the start of its body.
 async fn classify(response: Response) -> (Outcome, Option<String>) {
     let status = response.status();
-    let retry_after = header_str(&response, RETRY_AFTER)
-        .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+    let retry_after = header_str(&response, RETRY_AFTER).and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
     let location = header_str(&response, LOCATION).map(str::to_owned);
     let excerpt = read_excerpt(response).await;
     let outcome = if status.is_success() {
-        Outcome::Delivered {
-            status: status.as_u16(),
-        }
+        Outcome::Delivered { status: status.as_u16() }
     } else if status == StatusCode::GONE {
         Outcome::Gone
     } else {
@@ -136,11 +126,7 @@ async fn classify(response: Response) -> (Outcome, Option<String>) {
 }
 
 fn failure(status: Option<u16>, retry_after: Option<Duration>, error: String) -> Outcome {
-    Outcome::Failed {
-        status,
-        retry_after,
-        error,
-    }
+    Outcome::Failed { status, retry_after, error }
 }
 
 fn header_str(response: &Response, name: reqwest::header::HeaderName) -> Option<&str> {
@@ -290,10 +276,7 @@ mod tests {
         let seen = seen.lock().unwrap();
         let headers = &seen[0];
         assert_eq!(headers["webhook-id"], "msg_0001");
-        assert_eq!(
-            headers["webhook-timestamp"],
-            attempt.timestamp.to_string().as_str()
-        );
+        assert_eq!(headers["webhook-timestamp"], attempt.timestamp.to_string().as_str());
         assert_eq!(headers["content-type"], "application/json");
         assert_eq!(headers["user-agent"], USER_AGENT);
         assert!(USER_AGENT.starts_with("sharehub/0."));
@@ -329,10 +312,7 @@ mod tests {
     async fn redirects_are_failures_and_not_followed() {
         let hits = Arc::new(Mutex::new(0));
         let counter = hits.clone();
-        let target = Router::new().route(
-            "/hook",
-            post(move || async move { *counter.lock().unwrap() += 1 }),
-        );
+        let target = Router::new().route("/hook", post(move || async move { *counter.lock().unwrap() += 1 }));
         let location = serve(target).await;
         for status in [301u16, 302, 307, 308] {
             let target_url = location.clone();
@@ -342,17 +322,11 @@ mod tests {
             };
             let url = serve(Router::new().route("/hook", post(handler))).await;
             let attempt = send_default(&url).await;
-            let Outcome::Failed {
-                status: got, error, ..
-            } = attempt.outcome
-            else {
+            let Outcome::Failed { status: got, error, .. } = attempt.outcome else {
                 panic!("{attempt:?}");
             };
             assert_eq!(got, Some(status));
-            assert!(
-                error.contains(&format!("redirect to {location}")),
-                "{error}"
-            );
+            assert!(error.contains(&format!("redirect to {location}")), "{error}");
             assert!(error.ends_with("(redirects are not followed)"), "{error}");
         }
         assert_eq!(*hits.lock().unwrap(), 0);
@@ -386,12 +360,7 @@ mod tests {
     #[tokio::test]
     async fn invalid_url_fails_without_panicking() {
         let attempt = send_default("not a url").await;
-        let Outcome::Failed {
-            status: None,
-            error,
-            ..
-        } = attempt.outcome
-        else {
+        let Outcome::Failed { status: None, error, .. } = attempt.outcome else {
             panic!("{attempt:?}");
         };
         assert!(error.starts_with("invalid request"), "{error}");
@@ -403,9 +372,6 @@ mod tests {
         let url = serve(Router::new().route("/hook", post(handler))).await;
         let attempt = send_default(&url).await;
         assert_eq!(attempt.outcome, Outcome::Delivered { status: 200 });
-        assert_eq!(
-            attempt.body_excerpt.map(|b| b.len()),
-            Some(BODY_EXCERPT_LIMIT)
-        );
+        assert_eq!(attempt.body_excerpt.map(|b| b.len()), Some(BODY_EXCERPT_LIMIT));
     }
 }

@@ -7,4 +7,3 @@ pub mod http;
 pub mod schedule;
 pub mod signature;
 pub mod worker;
-

@@ -29,23 +29,9 @@ pub struct RetrySchedule {
 impl Default for RetrySchedule {
     /// 5s, 30s, 2m, 10m, 30m, 1h, 2h, 4h, 8h, 8h, 8h (about 31.7 hours), ±20%.
     fn default() -> Self {
-        let secs = [
-            5,
-            30,
-            2 * MINUTE,
-            10 * MINUTE,
-            30 * MINUTE,
-            HOUR,
-            2 * HOUR,
-            4 * HOUR,
-            8 * HOUR,
-            8 * HOUR,
-            8 * HOUR,
-        ];
-        Self {
-            delays: secs.into_iter().map(Duration::from_secs).collect(),
-            jitter: 0.2,
-        }
+        let secs =
+            [5, 30, 2 * MINUTE, 10 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR, 4 * HOUR, 8 * HOUR, 8 * HOUR, 8 * HOUR];
+        Self { delays: secs.into_iter().map(Duration::from_secs).collect(), jitter: 0.2 }
     }
 }
 
@@ -56,12 +42,7 @@ impl RetrySchedule {
     ///
     /// `retry_after`, when the receiver sent one, replaces the jittered delay
     /// if it is longer; it is capped at [`MAX_RETRY_AFTER`].
-    pub fn next_delay(
-        &self,
-        attempt: u32,
-        retry_after: Option<Duration>,
-        rng: &mut impl Rng,
-    ) -> Option<Duration> {
+    pub fn next_delay(&self, attempt: u32, retry_after: Option<Duration>, rng: &mut impl Rng) -> Option<Duration> {
         let index = usize::try_from(attempt.checked_sub(1)?).ok()?;
         let nominal = *self.delays.get(index)?;
         let jittered = self.apply_jitter(nominal, rng);
@@ -85,11 +66,7 @@ impl RetrySchedule {
     }
 
     fn apply_jitter(&self, nominal: Duration, rng: &mut impl Rng) -> Duration {
-        let jitter = if self.jitter.is_finite() {
-            self.jitter.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        let jitter = if self.jitter.is_finite() { self.jitter.clamp(0.0, 1.0) } else { 0.0 };
         if jitter == 0.0 {
             return nominal;
         }
@@ -132,9 +109,7 @@ pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> 
         let secs = value.parse::<u64>().unwrap_or(u64::MAX);
         return Some(Duration::from_secs(secs));
     }
-    let date = jiff::fmt::rfc2822::DateTimeParser::new()
-        .parse_timestamp(value)
-        .ok()?;
+    let date = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value).ok()?;
     let millis = date.as_millisecond().saturating_sub(now.as_millisecond());
     Some(Duration::from_millis(u64::try_from(millis).unwrap_or(0)))
 }
@@ -165,13 +140,9 @@ mod tests {
     fn jitter_stays_within_bounds_and_varies() {
         let schedule = RetrySchedule::default();
         let mut rng = rng();
-        let delays: Vec<Duration> = (0..1000)
-            .map(|_| schedule.next_delay(3, None, &mut rng).unwrap())
-            .collect();
+        let delays: Vec<Duration> = (0..1000).map(|_| schedule.next_delay(3, None, &mut rng).unwrap()).collect();
         let nominal = secs(120);
-        assert!(delays
-            .iter()
-            .all(|d| *d >= nominal.mul_f64(0.8) && *d <= nominal.mul_f64(1.2)));
+        assert!(delays.iter().all(|d| *d >= nominal.mul_f64(0.8) && *d <= nominal.mul_f64(1.2)));
         assert!(delays.iter().any(|d| *d < secs(110)));
         assert!(delays.iter().any(|d| *d > secs(130)));
     }
@@ -179,10 +150,7 @@ mod tests {
     #[test]
     fn no_jitter_gives_nominal_delays() {
         for jitter in [0.0, -1.0, f64::NAN] {
-            let schedule = RetrySchedule {
-                delays: vec![secs(5), secs(30)],
-                jitter,
-            };
+            let schedule = RetrySchedule { delays: vec![secs(5), secs(30)], jitter };
             assert_eq!(schedule.next_delay(2, None, &mut rng()), Some(secs(30)));
         }
     }
@@ -195,32 +163,17 @@ mod tests {
         assert_eq!(schedule.next_delay(12, None, &mut rng), None);
         assert_eq!(schedule.next_delay(u32::MAX, None, &mut rng), None);
         assert_eq!(schedule.next_delay(0, None, &mut rng), None);
-        let empty = RetrySchedule {
-            delays: vec![],
-            jitter: 0.2,
-        };
+        let empty = RetrySchedule { delays: vec![], jitter: 0.2 };
         assert_eq!(empty.next_delay(1, Some(secs(5)), &mut rng), None);
     }
 
     #[test]
     fn retry_after_lengthens_but_never_shortens() {
-        let schedule = RetrySchedule {
-            delays: vec![secs(60)],
-            jitter: 0.0,
-        };
+        let schedule = RetrySchedule { delays: vec![secs(60)], jitter: 0.0 };
         let mut rng = rng();
-        assert_eq!(
-            schedule.next_delay(1, Some(secs(600)), &mut rng),
-            Some(secs(600))
-        );
-        assert_eq!(
-            schedule.next_delay(1, Some(secs(5)), &mut rng),
-            Some(secs(60))
-        );
-        assert_eq!(
-            schedule.next_delay(1, Some(secs(10 * DAY)), &mut rng),
-            Some(MAX_RETRY_AFTER)
-        );
+        assert_eq!(schedule.next_delay(1, Some(secs(600)), &mut rng), Some(secs(600)));
+        assert_eq!(schedule.next_delay(1, Some(secs(5)), &mut rng), Some(secs(60)));
+        assert_eq!(schedule.next_delay(1, Some(secs(10 * DAY)), &mut rng), Some(MAX_RETRY_AFTER));
     }
 
     #[test]
@@ -229,23 +182,8 @@ mod tests {
             RetrySchedule::parse_delays("5s,30s,2m,1h,1d").unwrap(),
             vec![secs(5), secs(30), secs(120), secs(HOUR), secs(DAY)]
         );
-        assert_eq!(
-            RetrySchedule::parse_delays(" 0s , 10m ").unwrap(),
-            vec![secs(0), secs(600)]
-        );
-        for bad in [
-            "",
-            " ",
-            "5",
-            "s",
-            "5x",
-            "5s,",
-            "-5s",
-            "1.5h",
-            "5 s",
-            "5é",
-            "99999999999999999999d",
-        ] {
+        assert_eq!(RetrySchedule::parse_delays(" 0s , 10m ").unwrap(), vec![secs(0), secs(600)]);
+        for bad in ["", " ", "5", "s", "5x", "5s,", "-5s", "1.5h", "5 s", "5é", "99999999999999999999d"] {
             assert!(RetrySchedule::parse_delays(bad).is_err(), "{bad:?}");
         }
     }
@@ -264,17 +202,8 @@ mod tests {
     #[test]
     fn retry_after_http_date() {
         let now: jiff::Timestamp = "2015-10-21T07:27:00Z".parse().unwrap();
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
-            Some(secs(60))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
-            Some(secs(0))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 25:00:00 GMT", now),
-            None
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(secs(60)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(secs(0)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 25:00:00 GMT", now), None);
     }
 }

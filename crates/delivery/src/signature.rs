@@ -69,13 +69,8 @@ impl WebhookSecret {
 
     /// Parses `whsec_<base64>`; the key must be 24 to 64 bytes long.
     pub fn parse(s: &str) -> Result<Self, SignatureError> {
-        let encoded = s
-            .trim()
-            .strip_prefix(PREFIX)
-            .ok_or(SignatureError::MissingPrefix)?;
-        let key = BASE64
-            .decode(encoded)
-            .map_err(|_| SignatureError::InvalidBase64)?;
+        let encoded = s.trim().strip_prefix(PREFIX).ok_or(SignatureError::MissingPrefix)?;
+        let key = BASE64.decode(encoded).map_err(|_| SignatureError::InvalidBase64)?;
         if !(MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len()) {
             return Err(SignatureError::InvalidLength(key.len()));
         }
@@ -95,23 +90,13 @@ impl WebhookSecret {
 
     /// True when any `v1` signature of the space-separated `signature_header`
     /// matches; the comparison is constant-time.
-    pub fn verify(
-        &self,
-        msg_id: &str,
-        timestamp: i64,
-        body: &[u8],
-        signature_header: &str,
-    ) -> bool {
+    pub fn verify(&self, msg_id: &str, timestamp: i64, body: &[u8], signature_header: &str) -> bool {
         signature_header
             .split_whitespace()
             .filter_map(|sig| sig.split_once(','))
             .filter(|(version, _)| *version == VERSION)
             .filter_map(|(_, encoded)| BASE64.decode(encoded).ok())
-            .any(|expected| {
-                self.tag(msg_id, timestamp, body)
-                    .verify_slice(&expected)
-                    .is_ok()
-            })
+            .any(|expected| self.tag(msg_id, timestamp, body).verify_slice(&expected).is_ok())
     }
 
     /// The HMAC fed with the signed content, not yet finalized.
@@ -166,10 +151,7 @@ mod tests {
     #[test]
     fn known_vector_from_the_reference_library() {
         let secret = WebhookSecret::parse(SPEC_SECRET).unwrap();
-        assert_eq!(
-            secret.sign(MSG_ID, 1649367553, BODY),
-            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
-        );
+        assert_eq!(secret.sign(MSG_ID, 1649367553, BODY), "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
     }
 
     #[test]
@@ -187,10 +169,7 @@ mod tests {
     fn their_signature_verifies_with_ours() {
         let secret = WebhookSecret::generate();
         let ts = now();
-        let sig = Webhook::new(&secret.to_whsec())
-            .unwrap()
-            .sign(MSG_ID, ts, BODY)
-            .unwrap();
+        let sig = Webhook::new(&secret.to_whsec()).unwrap().sign(MSG_ID, ts, BODY).unwrap();
         assert!(secret.verify(MSG_ID, ts, BODY, &sig));
     }
 
@@ -229,19 +208,10 @@ mod tests {
             WebhookSecret::parse("C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap_err(),
             SignatureError::MissingPrefix
         );
-        assert_eq!(
-            WebhookSecret::parse("whsec_not base64!").unwrap_err(),
-            SignatureError::InvalidBase64
-        );
-        assert_eq!(
-            WebhookSecret::parse("whsec_AAAA").unwrap_err(),
-            SignatureError::InvalidLength(3)
-        );
+        assert_eq!(WebhookSecret::parse("whsec_not base64!").unwrap_err(), SignatureError::InvalidBase64);
+        assert_eq!(WebhookSecret::parse("whsec_AAAA").unwrap_err(), SignatureError::InvalidLength(3));
         let long = format!("whsec_{}", BASE64.encode([7u8; 65]));
-        assert_eq!(
-            WebhookSecret::parse(&long).unwrap_err(),
-            SignatureError::InvalidLength(65)
-        );
+        assert_eq!(WebhookSecret::parse(&long).unwrap_err(), SignatureError::InvalidLength(65));
     }
 
     #[test]
@@ -249,10 +219,7 @@ mod tests {
         let written = format!("whsec_{}", BASE64.encode([0xA5u8; 64]));
         let ours = WebhookSecret::parse(&written).unwrap();
         let theirs = Webhook::new(&written).unwrap();
-        assert_eq!(
-            ours.sign(MSG_ID, 42, BODY),
-            theirs.sign(MSG_ID, 42, BODY).unwrap()
-        );
+        assert_eq!(ours.sign(MSG_ID, 42, BODY), theirs.sign(MSG_ID, 42, BODY).unwrap());
     }
 
     #[test]
@@ -266,9 +233,7 @@ mod tests {
     #[test]
     fn message_ids_are_unique_and_sortable() {
         let ids: Vec<String> = (0..100).map(|_| new_message_id()).collect();
-        assert!(ids
-            .iter()
-            .all(|id| id.starts_with("msg_") && id.len() == 36));
+        assert!(ids.iter().all(|id| id.starts_with("msg_") && id.len() == 36));
         let mut sorted = ids.clone();
         sorted.sort();
         sorted.dedup();

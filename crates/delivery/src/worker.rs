@@ -162,10 +162,30 @@ impl Deliverer {
         let now = jiff::Timestamp::now();
         if records.is_empty() {
             self.store.advance_cursors(&app.id, &moves).await?;
-            return Ok(Some(PendingBatch { app_id: app.id.clone(), webhook_id: String::new(), body: Vec::new(), ranges: moves, records, attempts: 0, next_attempt_at: now, created_at: now, last_error: None }));
+            return Ok(Some(PendingBatch {
+                app_id: app.id.clone(),
+                webhook_id: String::new(),
+                body: Vec::new(),
+                ranges: moves,
+                records,
+                attempts: 0,
+                next_attempt_at: now,
+                created_at: now,
+                last_error: None,
+            }));
         }
         let body = render_body(self.store.as_ref(), app, &records).await?;
-        let batch = PendingBatch { app_id: app.id.clone(), webhook_id: new_message_id(), body, ranges: moves, records, attempts: 0, next_attempt_at: now, created_at: now, last_error: None };
+        let batch = PendingBatch {
+            app_id: app.id.clone(),
+            webhook_id: new_message_id(),
+            body,
+            ranges: moves,
+            records,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+            last_error: None,
+        };
         self.store.save_pending_batch(&batch).await?;
         Ok(Some(batch))
     }
@@ -181,9 +201,24 @@ impl Deliverer {
         let Some(letter) = self.store.take_resend_request(&app.id).await? else { return Ok(None) };
         let body = render_body(self.store.as_ref(), app, &letter.records).await?;
         let now = jiff::Timestamp::now();
-        let batch = PendingBatch { app_id: app.id.clone(), webhook_id: new_message_id(), body, ranges: Vec::new(), records: letter.records, attempts: 0, next_attempt_at: now, created_at: now, last_error: None };
+        let batch = PendingBatch {
+            app_id: app.id.clone(),
+            webhook_id: new_message_id(),
+            body,
+            ranges: Vec::new(),
+            records: letter.records,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+            last_error: None,
+        };
         self.store.save_pending_batch(&batch).await?;
-        tracing::info!(app_id = app.id, resent = letter.webhook_id, webhook_id = batch.webhook_id, "resending a dead letter");
+        tracing::info!(
+            app_id = app.id,
+            resent = letter.webhook_id,
+            webhook_id = batch.webhook_id,
+            "resending a dead letter"
+        );
         Ok(Some(batch))
     }
 
@@ -231,7 +266,14 @@ impl Deliverer {
         };
         let sent = http::send(
             &self.client,
-            Delivery { url, api_id: &app.id, api_key: &app.api_key, secret: &secret, msg_id: &batch.webhook_id, body: batch.body.clone().into() },
+            Delivery {
+                url,
+                api_id: &app.id,
+                api_key: &app.api_key,
+                secret: &secret,
+                msg_id: &batch.webhook_id,
+                body: batch.body.clone().into(),
+            },
         )
         .await;
         let number = batch.attempts + 1;
@@ -240,7 +282,13 @@ impl Deliverer {
         match sent.outcome {
             Outcome::Delivered { status } => {
                 self.store.record_attempt(&batch, &log, true).await?;
-                tracing::debug!(app_id = app.id, webhook_id = batch.webhook_id, status, records = batch.records.len(), "webhook delivered");
+                tracing::debug!(
+                    app_id = app.id,
+                    webhook_id = batch.webhook_id,
+                    status,
+                    records = batch.records.len(),
+                    "webhook delivered"
+                );
                 Ok(Step::Worked)
             }
             Outcome::Gone => {
@@ -251,7 +299,11 @@ impl Deliverer {
                 batch.last_error = log.error.clone();
                 self.store.save_pending_batch(&batch).await?;
                 self.store.set_endpoint_disabled(&app.id, Some("the endpoint answered 410 Gone")).await?;
-                tracing::warn!(app_id = app.id, url, "endpoint answered 410 Gone; deliveries to it are stopped until re-enabled");
+                tracing::warn!(
+                    app_id = app.id,
+                    url,
+                    "endpoint answered 410 Gone; deliveries to it are stopped until re-enabled"
+                );
                 Ok(Step::Idle)
             }
             Outcome::Failed { status, retry_after, error } => {
@@ -261,12 +313,26 @@ impl Deliverer {
                 let delay = self.options.schedule.next_delay(number, retry_after, &mut rand::thread_rng());
                 let Some(delay) = delay else {
                     self.store.bury_batch(&batch).await?;
-                    tracing::warn!(app_id = app.id, webhook_id = batch.webhook_id, error, "delivery failed for the last time; kept as a dead letter");
+                    tracing::warn!(
+                        app_id = app.id,
+                        webhook_id = batch.webhook_id,
+                        error,
+                        "delivery failed for the last time; kept as a dead letter"
+                    );
                     return Ok(Step::Worked);
                 };
-                batch.next_attempt_at = jiff::Timestamp::now() + jiff::SignedDuration::try_from(delay).unwrap_or_default();
+                batch.next_attempt_at =
+                    jiff::Timestamp::now() + jiff::SignedDuration::try_from(delay).unwrap_or_default();
                 self.store.save_pending_batch(&batch).await?;
-                tracing::info!(app_id = app.id, webhook_id = batch.webhook_id, ?status, error, retry = number, in_secs = delay.as_secs(), "delivery failed; will retry");
+                tracing::info!(
+                    app_id = app.id,
+                    webhook_id = batch.webhook_id,
+                    ?status,
+                    error,
+                    retry = number,
+                    in_secs = delay.as_secs(),
+                    "delivery failed; will retry"
+                );
                 Ok(Step::Wait(delay))
             }
         }

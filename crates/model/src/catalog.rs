@@ -56,47 +56,23 @@ macro_rules! transaction_refs {
 
 /// An entity validated by its JSON Schema.
 const fn schema(name: &'static str, references: &'static [Reference]) -> EntityDef {
-    EntityDef {
-        name,
-        singleton: false,
-        references,
-        has_schema: true,
-        lines: false,
-    }
+    EntityDef { name, singleton: false, references, has_schema: true, lines: false }
 }
 
 /// A transaction with a JSON Schema and `lines[]`.
 const fn transaction(name: &'static str, references: &'static [Reference]) -> EntityDef {
-    EntityDef {
-        name,
-        singleton: false,
-        references,
-        has_schema: true,
-        lines: true,
-    }
+    EntityDef { name, singleton: false, references, has_schema: true, lines: true }
 }
 
 /// An entity accepted as a free-form JSON object (no fixture showed its shape).
 const fn free(name: &'static str, references: &'static [Reference]) -> EntityDef {
-    EntityDef {
-        name,
-        singleton: false,
-        references,
-        has_schema: false,
-        lines: false,
-    }
+    EntityDef { name, singleton: false, references, has_schema: false, lines: false }
 }
 
 static ENTITIES: [EntityDef; 31] = [
-    EntityDef {
-        singleton: true,
-        ..schema("company", &[])
-    },
+    EntityDef { singleton: true, ..schema("company", &[]) },
     schema("accounts", &[]),
-    transaction(
-        "invoices",
-        transaction_refs![r("sales_order_id", "sales_orders")],
-    ),
+    transaction("invoices", transaction_refs![r("sales_order_id", "sales_orders")]),
     transaction("sales_orders", transaction_refs![]),
     transaction("purchase_orders", transaction_refs![]),
     transaction("quotes", transaction_refs![]),
@@ -122,13 +98,7 @@ static ENTITIES: [EntityDef; 31] = [
         ],
     ),
     schema("organizations", &[r("assignee_id", "app_users")]),
-    schema(
-        "people",
-        &[
-            r("organization_id", "organizations"),
-            r("assignee_id", "app_users"),
-        ],
-    ),
+    schema("people", &[r("organization_id", "organizations"), r("assignee_id", "app_users")]),
     free("projects", &[r("organization_id", "organizations")]),
     schema("tax_codes", &[]),
     free("tax_rates", &[]),
@@ -139,10 +109,7 @@ static ENTITIES: [EntityDef; 31] = [
     free("work_locations", &[]),
     free("pay_items", &[]),
     // `employee_id` of an employee is its HR number, not a reference.
-    schema(
-        "employees",
-        &[r("work_locations/work_location_id", "work_locations")],
-    ),
+    schema("employees", &[r("work_locations/work_location_id", "work_locations")]),
     free("pay_schedules", &[r("employees/id", "employees")]),
     free(
         "time_sheets",
@@ -155,18 +122,9 @@ static ENTITIES: [EntityDef; 31] = [
     free("time_activities", &[r("employee_id", "employees")]),
     free("pay_runs", &[]),
     free("pay_stubs", &[]),
-    free(
-        "leave_applications",
-        &[r("employee_id", "employees"), r("pay_item_id", "pay_items")],
-    ),
-    free(
-        "opportunities",
-        &[r("lead_id", "people"), r("assignee_id", "app_users")],
-    ),
-    transaction(
-        "credit_notes",
-        transaction_refs![r("linked_transactions/id", "invoices")],
-    ),
+    free("leave_applications", &[r("employee_id", "employees"), r("pay_item_id", "pay_items")]),
+    free("opportunities", &[r("lead_id", "people"), r("assignee_id", "app_users")]),
+    transaction("credit_notes", transaction_refs![r("linked_transactions/id", "invoices")]),
     free("app_users", &[]),
 ];
 
@@ -184,16 +142,10 @@ pub fn all() -> &'static [EntityDef] {
 /// (`lines/1/item_id`). Arrays met before the last key are walked; the value at the
 /// last key is passed whole, even when it is an external-id array. Null and missing
 /// values are skipped.
-pub fn for_each_reference<'a>(
-    def: &EntityDef,
-    data: &'a Value,
-    mut f: impl FnMut(&Reference, &str, &'a Value),
-) {
+pub fn for_each_reference<'a>(def: &EntityDef, data: &'a Value, mut f: impl FnMut(&Reference, &str, &'a Value)) {
     for reference in def.references {
         let keys: Vec<&str> = reference.path.split('/').collect();
-        visit(data, &keys, String::new(), &mut |path, value| {
-            f(reference, path, value)
-        });
+        visit(data, &keys, String::new(), &mut |path, value| f(reference, path, value));
     }
 }
 
@@ -289,11 +241,7 @@ mod tests {
         }
         assert_eq!(all().len(), 31);
         assert!(entity("contacts").is_none());
-        let singletons: Vec<_> = all()
-            .iter()
-            .filter(|d| d.singleton)
-            .map(|d| d.name)
-            .collect();
+        let singletons: Vec<_> = all().iter().filter(|d| d.singleton).map(|d| d.name).collect();
         assert_eq!(singletons, ["company"]);
     }
 
@@ -301,12 +249,7 @@ mod tests {
     fn every_reference_targets_a_catalogue_entity() {
         for def in all() {
             for reference in def.references {
-                assert!(
-                    entity(reference.target).is_some(),
-                    "{}.{}",
-                    def.name,
-                    reference.path
-                );
+                assert!(entity(reference.target).is_some(), "{}.{}", def.name, reference.path);
             }
         }
     }
@@ -346,29 +289,16 @@ mod tests {
             {"linked_transactions": [{"id": "a"}, {"id": "b"}]},
             {"linked_transactions": [{"id": "c"}]}
         ]});
-        let result =
-            for_each_reference_mut(entity("payments").unwrap(), &mut payment, |_, p, v| {
-                if v == "b" {
-                    return Err(FieldError::new(p, "unknown invoice"));
-                }
-                *v = json!(format!("hub-{}", v.as_str().unwrap_or_default()));
-                Ok(())
-            });
+        let result = for_each_reference_mut(entity("payments").unwrap(), &mut payment, |_, p, v| {
+            if v == "b" {
+                return Err(FieldError::new(p, "unknown invoice"));
+            }
+            *v = json!(format!("hub-{}", v.as_str().unwrap_or_default()));
+            Ok(())
+        });
         let errors = result.unwrap_err();
-        assert_eq!(
-            errors,
-            [FieldError::new(
-                "payment_lines/0/linked_transactions/1/id",
-                "unknown invoice"
-            )]
-        );
-        assert_eq!(
-            payment["payment_lines"][1]["linked_transactions"][0]["id"],
-            "hub-c"
-        );
-        assert_eq!(
-            payment["payment_lines"][0]["linked_transactions"][0]["id"],
-            "hub-a"
-        );
+        assert_eq!(errors, [FieldError::new("payment_lines/0/linked_transactions/1/id", "unknown invoice")]);
+        assert_eq!(payment["payment_lines"][1]["linked_transactions"][0]["id"], "hub-c");
+        assert_eq!(payment["payment_lines"][0]["linked_transactions"][0]["id"], "hub-a");
     }
 }

@@ -10,9 +10,7 @@ const BASE36: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 fn short_id(prefix: &str, len: usize) -> String {
     let mut rng = rand::thread_rng();
-    let tail: String = (0..len)
-        .map(|_| BASE36[rng.gen_range(0..BASE36.len())] as char)
-        .collect();
+    let tail: String = (0..len).map(|_| BASE36[rng.gen_range(0..BASE36.len())] as char).collect();
     format!("{prefix}-{tail}")
 }
 

@@ -6,17 +6,8 @@ use sha2::{Digest, Sha256};
 
 /// Fields the hub sets on every record it shows; clients may send them back
 /// (they often echo a record they read) but they are never stored in `data`.
-pub const META_FIELDS: &[&str] = &[
-    "id",
-    "group_id",
-    "channel_id",
-    "resource_type",
-    "created_at",
-    "updated_at",
-    "version",
-    "archived",
-    "opts",
-];
+pub const META_FIELDS: &[&str] =
+    &["id", "group_id", "channel_id", "resource_type", "created_at", "updated_at", "version", "archived", "opts"];
 
 /// Removes the meta fields from a client's object, returning it as data.
 pub fn strip_meta(object: &mut Map<String, Value>) {
@@ -99,7 +90,8 @@ mod tests {
 
     #[test]
     fn fields_not_sent_stay_and_null_clears() {
-        let mut rec = obj(json!({"first_name": "Ana", "last_name": "Lima", "email": {"address": "a@x", "address2": "b@x"}}));
+        let mut rec =
+            obj(json!({"first_name": "Ana", "last_name": "Lima", "email": {"address": "a@x", "address2": "b@x"}}));
         merge_patch(&mut rec, obj(json!({"last_name": null, "email": {"address2": null, "address": "c@x"}})));
         assert_eq!(Value::Object(rec), json!({"first_name": "Ana", "email": {"address": "c@x"}}));
     }

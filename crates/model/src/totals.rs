@@ -60,9 +60,7 @@ fn fill_line(line: &mut Map<String, Value>) {
     let Some(unit_price) = line.get("unit_price").and_then(Value::as_object).cloned() else {
         return;
     };
-    let total_price = line
-        .entry("total_price")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let total_price = line.entry("total_price").or_insert_with(|| Value::Object(Map::new()));
     if total_price.is_null() {
         *total_price = Value::Object(Map::new());
     }
@@ -100,19 +98,14 @@ fn product(quantity: Decimal, unit: Decimal) -> Option<Decimal> {
 }
 
 fn line_totals(lines: &[Value]) -> LineTotals {
-    let priced: Vec<&Map<String, Value>> = lines
-        .iter()
-        .filter_map(|line| line.get("total_price").and_then(Value::as_object))
-        .collect();
+    let priced: Vec<&Map<String, Value>> =
+        lines.iter().filter_map(|line| line.get("total_price").and_then(Value::as_object)).collect();
     let mut totals = LineTotals::default();
     if priced.is_empty() {
         return totals;
     }
     for kind in KINDS {
-        let values: Option<Vec<Decimal>> = priced
-            .iter()
-            .map(|price| price.get(kind).and_then(decimal))
-            .collect();
+        let values: Option<Vec<Decimal>> = priced.iter().map(|price| price.get(kind).and_then(decimal)).collect();
         let sum = values.and_then(|v| v.into_iter().try_fold(Decimal::ZERO, Decimal::checked_add));
         if let Some(sum) = sum {
             totals.sums.push((kind, sum));
@@ -143,9 +136,7 @@ fn fill_amount(record: &mut Map<String, Value>, totals: &LineTotals) {
     if totals.sums.is_empty() {
         return;
     }
-    let amount = record
-        .entry("amount")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let amount = record.entry("amount").or_insert_with(|| Value::Object(Map::new()));
     if amount.is_null() {
         *amount = Value::Object(Map::new());
     }
@@ -214,10 +205,7 @@ mod tests {
                           {"quantity": 1, "unit_price": {"net_amount": 0.20}}]}"#,
         ));
         assert_eq!(text(&record["amount"]["net_amount"]), "0.30");
-        assert_eq!(
-            text(&record["lines"][0]["total_price"]["net_amount"]),
-            "0.10"
-        );
+        assert_eq!(text(&record["lines"][0]["total_price"]["net_amount"]), "0.10");
         assert!(record["amount"].get("total_amount").is_none());
     }
 
@@ -227,37 +215,18 @@ mod tests {
             {"quantity": 1, "unit_price": {"total_amount": 0.99, "currency": "USD"}},
             {"quantity": 1, "unit_price": {"total_amount": 0.99, "currency": "USD"}}
         ]}));
-        assert_eq!(
-            text(&record["amount"]),
-            r#"{"total_amount":1.98,"currency":"USD"}"#
-        );
+        assert_eq!(text(&record["amount"]), r#"{"total_amount":1.98,"currency":"USD"}"#);
         assert_eq!(record["lines"][1]["total_price"]["currency"], "USD");
 
-        let record =
-            filled(json!({"lines": [{"quantity": 3, "unit_price": {"total_amount": 0.99}}]}));
+        let record = filled(json!({"lines": [{"quantity": 3, "unit_price": {"total_amount": 0.99}}]}));
         assert_eq!(text(&record["amount"]["total_amount"]), "2.97");
     }
 
     #[test]
     fn products_keep_the_unit_price_scale() {
-        assert_eq!(
-            product(Decimal::new(1000, 3), Decimal::new(99, 2))
-                .unwrap()
-                .to_string(),
-            "0.99"
-        );
-        assert_eq!(
-            product(Decimal::new(2, 0), Decimal::new(50, 2))
-                .unwrap()
-                .to_string(),
-            "1.00"
-        );
-        assert_eq!(
-            product(Decimal::new(25, 1), Decimal::new(199, 2))
-                .unwrap()
-                .to_string(),
-            "4.975"
-        );
+        assert_eq!(product(Decimal::new(1000, 3), Decimal::new(99, 2)).unwrap().to_string(), "0.99");
+        assert_eq!(product(Decimal::new(2, 0), Decimal::new(50, 2)).unwrap().to_string(), "1.00");
+        assert_eq!(product(Decimal::new(25, 1), Decimal::new(199, 2)).unwrap().to_string(), "4.975");
     }
 
     #[test]
@@ -268,14 +237,8 @@ mod tests {
                            "total_price": {"total_amount": 1.5}},
                           {"description": "a comment line"}]}"#,
         ));
-        assert_eq!(
-            text(&record["lines"][0]["total_price"]),
-            r#"{"total_amount":1.5,"tax_amount":0.20}"#
-        );
-        assert_eq!(
-            text(&record["amount"]),
-            r#"{"total_amount":5,"currency":"EUR","tax_amount":0.20}"#
-        );
+        assert_eq!(text(&record["lines"][0]["total_price"]), r#"{"total_amount":1.5,"tax_amount":0.20}"#);
+        assert_eq!(text(&record["amount"]), r#"{"total_amount":5,"currency":"EUR","tax_amount":0.20}"#);
     }
 
     #[test]
@@ -293,12 +256,8 @@ mod tests {
         fill_amounts(entity("people").unwrap(), &mut person);
         assert!(person.get("amount").is_none());
 
-        let record =
-            filled(json!({"lines": [{"quantity": "abc", "unit_price": {"net_amount": 1}}]}));
-        assert_eq!(
-            record,
-            json!({"lines": [{"quantity": "abc", "unit_price": {"net_amount": 1}}]})
-        );
+        let record = filled(json!({"lines": [{"quantity": "abc", "unit_price": {"net_amount": 1}}]}));
+        assert_eq!(record, json!({"lines": [{"quantity": "abc", "unit_price": {"net_amount": 1}}]}));
         assert_eq!(filled(json!({"lines": []})), json!({"lines": []}));
     }
 }

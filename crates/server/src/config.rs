@@ -76,13 +76,13 @@ pub struct DeliveryConfig {
 
 impl Config {
     /// Loads the defaults, then `file` if given, then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let config: Config = figment.merge(Env::prefixed("SHAREHUB_").split("__")).extract()?;
-        config.validate().map_err(figment::Error::from)?;
+        let config: Config = figment.merge(Env::prefixed("SHAREHUB_").split("__")).extract().map_err(Box::new)?;
+        config.validate().map_err(|e| Box::new(figment::Error::from(e)))?;
         Ok(config)
     }
 

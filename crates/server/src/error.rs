@@ -95,10 +95,9 @@ impl ApiError {
         let status = self.status().as_u16().to_string();
         let (code, title) = self.code_and_title();
         let errors: Vec<Value> = match self {
-            ApiError::Invalid(fields) => fields
-                .iter()
-                .map(|f| error_entry(&status, code, title, f.to_string(), Some(&f.path)))
-                .collect(),
+            ApiError::Invalid(fields) => {
+                fields.iter().map(|f| error_entry(&status, code, title, f.to_string(), Some(&f.path))).collect()
+            }
             other => vec![error_entry(&status, code, title, other.detail(), None)],
         };
         json!({ "errors": errors })
@@ -129,7 +128,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), axum::Json(self.body())).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.api+json"));
         if matches!(self, ApiError::Unauthorized) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"sharehub\""));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"sharehub\""));
         }
         if matches!(self, ApiError::Unavailable(_)) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

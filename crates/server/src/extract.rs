@@ -100,13 +100,18 @@ impl axum::extract::FromRequest<AppState> for JsonBody {
 /// Parses JSON, saying where it broke.
 pub fn parse_json(raw: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(raw).map_err(|e| {
-        ApiError::bad_request("malformed-json", format!("Malformed JSON at line {}, column {}: {e}", e.line(), e.column()))
+        ApiError::bad_request(
+            "malformed-json",
+            format!("Malformed JSON at line {}, column {}: {e}", e.line(), e.column()),
+        )
     })
 }
 
 fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Err(ApiError::UnsupportedMediaType("Send Content-Type: application/vnd.api+json or application/json".into()));
+        return Err(ApiError::UnsupportedMediaType(
+            "Send Content-Type: application/vnd.api+json or application/json".into(),
+        ));
     };
     let essence = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if essence == "application/json" || essence == "application/vnd.api+json" || essence.ends_with("+json") {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use sharehub_delivery::worker::{DeliveryOptions, Deliverer};
+use sharehub_delivery::worker::{Deliverer, DeliveryOptions};
 use sharehub_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -84,7 +84,11 @@ pub async fn start(config: Config, store: Arc<dyn Store>, listener: TcpListener)
     Ok(Running { addr, store, shutdown, server, delivery })
 }
 
-fn start_delivery(config: &Config, store: Arc<dyn Store>, shutdown: CancellationToken) -> std::io::Result<tokio::task::JoinHandle<()>> {
+fn start_delivery(
+    config: &Config,
+    store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let d = &config.delivery;
     let options = DeliveryOptions {
         schedule: sharehub_delivery::schedule::RetrySchedule {

@@ -10,5 +10,6 @@ pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 
 /// `GET /openapi.json`.
 pub async fn document() -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], OPENAPI_JSON).into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], OPENAPI_JSON)
+        .into_response()
 }

@@ -16,7 +16,9 @@ async fn a_created_person_reads_back_and_reaches_the_other_app() {
     let store_group = hub.install(&store_app, &org).await;
     hub.install(&books_app, &org).await;
 
-    let (status, created) = hub.post(&store_app, &store_group, "people", json!({ "first_name": "Luís", "last_name": "Gonçalves 日本 🎵" })).await;
+    let (status, created) = hub
+        .post(&store_app, &store_group, "people", json!({ "first_name": "Luís", "last_name": "Gonçalves 日本 🎵" }))
+        .await;
     assert_eq!(status, 201, "{created}");
     let id = created["people"]["id"].as_str().unwrap().to_string();
 
@@ -24,7 +26,8 @@ async fn a_created_person_reads_back_and_reaches_the_other_app() {
     assert_eq!(status, 200);
     assert_eq!(read["people"]["last_name"], "Gonçalves 日本 🎵");
 
-    let records = eventually(Duration::from_secs(5), || async { Some(books.records()).filter(|r| !r.is_empty()) }).await;
+    let records =
+        eventually(Duration::from_secs(5), || async { Some(books.records()).filter(|r| !r.is_empty()) }).await;
     assert_eq!(records[0].0, "people");
     assert_eq!(records[0].1["last_name"], "Gonçalves 日本 🎵");
 }

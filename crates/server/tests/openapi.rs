@@ -106,7 +106,9 @@ fn the_document_is_openapi_3_1_with_the_shared_error_body() {
         for method in METHODS {
             let Some(op) = item.get(*method) else { continue };
             assert!(op["operationId"].is_string(), "{method} {path} has no operationId");
-            for (code, response) in op["responses"].as_object().unwrap_or_else(|| panic!("{method} {path} has no responses")) {
+            for (code, response) in
+                op["responses"].as_object().unwrap_or_else(|| panic!("{method} {path} has no responses"))
+            {
                 if !(code.starts_with('4') || code.starts_with('5')) {
                     continue;
                 }
@@ -128,7 +130,8 @@ fn the_document_is_openapi_3_1_with_the_shared_error_body() {
 
     // The webhook POST, with its headers.
     let webhook = &doc["webhooks"]["records"]["post"];
-    let headers: BTreeSet<&str> = webhook["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let headers: BTreeSet<&str> =
+        webhook["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(headers, BTreeSet::from(["webhook-id", "webhook-timestamp", "webhook-signature"]));
 }
 

@@ -8,17 +8,21 @@ use sharehub_server::platform::service;
 use sharehub_server::Config;
 use sharehub_store::{EntityAccess, NewApp};
 
-/// Sets up logs: `RUST_LOG` filters (default `info`), text or JSON lines.
-pub fn init_logging(format: &str) {
+/// What is logged when `RUST_LOG` says nothing.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,tower_http=warn";
+
+/// Sets up logs: `RUST_LOG` filters (else `default_filter`), text or JSON lines.
+pub fn init_logging(format: &str, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = sharehub_store::open(&config.database_url).await.context("opening the database")?;
-    let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     let running = sharehub_server::start(config, store, listener).await?;
     println!("sharehub listening on http://{}", running.addr);
     shutdown_signal().await;
@@ -117,10 +121,12 @@ pub async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> {
             print(json!({ "app": app, "secrets": secrets }));
         }
         AppCommand::List => print(json!({ "apps": store.list_apps().await? })),
-        AppCommand::RotateKey { app_id } => print(json!({ "api_id": app_id, "api_key": service::rotate_api_key(store.as_ref(), &app_id).await? })),
-        AppCommand::RotateSecret { app_id } => {
-            print(json!({ "api_id": app_id, "webhook_secret": service::rotate_webhook_secret(store.as_ref(), &app_id).await? }))
+        AppCommand::RotateKey { app_id } => {
+            print(json!({ "api_id": app_id, "api_key": service::rotate_api_key(store.as_ref(), &app_id).await? }))
         }
+        AppCommand::RotateSecret { app_id } => print(
+            json!({ "api_id": app_id, "webhook_secret": service::rotate_webhook_secret(store.as_ref(), &app_id).await? }),
+        ),
     }
     Ok(())
 }
@@ -140,7 +146,12 @@ pub fn parse_entities(spec: &str) -> anyhow::Result<Vec<EntityAccess>> {
         if let Some(bad) = rights.chars().find(|c| !"rws".contains(*c)) {
             anyhow::bail!("in {item:?}: {bad:?} is not a right; use r (read), w (write), s (subscribe)");
         }
-        out.push(EntityAccess { entity: entity.to_string(), read: rights.contains('r'), write: rights.contains('w'), subscribe: rights.contains('s') });
+        out.push(EntityAccess {
+            entity: entity.to_string(),
+            read: rights.contains('r'),
+            write: rights.contains('w'),
+            subscribe: rights.contains('s'),
+        });
     }
     Ok(out)
 }

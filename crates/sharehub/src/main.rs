@@ -84,7 +84,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(database) = args.database {
         config.database_url = database;
     }
-    cli::init_logging(&config.log_format);
+    // The demo prints its own report; its logs would only interleave with it.
+    let default_filter = if matches!(args.command, Command::Demo(_)) { "warn" } else { cli::DEFAULT_LOG_FILTER };
+    cli::init_logging(&config.log_format, default_filter);
 
     match args.command {
         Command::Serve { bind } => {

@@ -34,23 +34,11 @@ fn the_demo_imports_chinook_and_every_invoice_total_matches() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
 
-    assert!(
-        status.success(),
-        "the demo failed ({status})\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("412 invoices: totals match their lines to the cent"),
-        "{stdout}"
-    );
+    assert!(status.success(), "the demo failed ({status})\n{stdout}\n{stderr}");
+    assert!(stdout.contains("412 invoices: totals match their lines to the cent"), "{stdout}");
     assert!(stdout.contains("3992 records in"), "{stdout}");
     assert!(stdout.contains(", 0 errors"), "{stdout}");
-    assert!(
-        stdout.contains("3992 distinct of 3992 imported"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("3992 distinct of 3992 imported"), "{stdout}");
     assert!(stdout.contains("all signatures valid"), "{stdout}");
-    assert!(
-        dir.path().join("sharehub-demo.db").exists(),
-        "the demo database is in the current directory"
-    );
+    assert!(dir.path().join("sharehub-demo.db").exists(), "the demo database is in the current directory");
 }

@@ -40,7 +40,14 @@ pub trait Store: Send + Sync + 'static {
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError>;
     async fn get_record(&self, org_id: &str, entity: &str, id: Uuid) -> Result<Option<StoredRecord>, StoreError>;
     async fn get_records(&self, org_id: &str, ids: &[Uuid]) -> Result<Vec<StoredRecord>, StoreError>;
-    async fn find_by_external_id(&self, org_id: &str, entity: &str, app_id: &str, realm: &str, external_id: &str) -> Result<Option<Uuid>, StoreError>;
+    async fn find_by_external_id(
+        &self,
+        org_id: &str,
+        entity: &str,
+        app_id: &str,
+        realm: &str,
+        external_id: &str,
+    ) -> Result<Option<Uuid>, StoreError>;
     async fn find_singleton(&self, org_id: &str, entity: &str) -> Result<Option<StoredRecord>, StoreError>;
     /// One page of live records and the number of all that match.
     async fn list_records(&self, query: &ListQuery) -> Result<(Vec<StoredRecord>, u64), StoreError>;
@@ -62,7 +69,12 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_batch(&self, app_id: &str) -> Result<Option<PendingBatch>, StoreError>;
     async fn save_pending_batch(&self, batch: &PendingBatch) -> Result<(), StoreError>;
     /// Records an attempt; on success also removes the batch and moves the cursors.
-    async fn record_attempt(&self, batch: &PendingBatch, attempt: &DeliveryAttempt, delivered: bool) -> Result<(), StoreError>;
+    async fn record_attempt(
+        &self,
+        batch: &PendingBatch,
+        attempt: &DeliveryAttempt,
+        delivered: bool,
+    ) -> Result<(), StoreError>;
     /// Sets the batch aside as a dead letter and moves the cursors past it.
     async fn bury_batch(&self, batch: &PendingBatch) -> Result<(), StoreError>;
     async fn delivery_log(&self, app_id: &str, limit: u32) -> Result<Vec<DeliveryAttempt>, StoreError>;

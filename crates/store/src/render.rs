@@ -9,7 +9,12 @@ use uuid::Uuid;
 use crate::{Store, StoreError, StoredRecord};
 
 /// Renders `records` (all of organization `org_id`) for `viewer`.
-pub async fn render_records(store: &dyn Store, org_id: &str, viewer: &Viewer<'_>, records: &[StoredRecord]) -> Result<Vec<Value>, StoreError> {
+pub async fn render_records(
+    store: &dyn Store,
+    org_id: &str,
+    viewer: &Viewer<'_>,
+    records: &[StoredRecord],
+) -> Result<Vec<Value>, StoreError> {
     let links = if viewer.external_ids { links_for(store, org_id, records).await? } else { LinkMap::new() };
     Ok(records.iter().map(|record| render_one(record, viewer, &links)).collect())
 }

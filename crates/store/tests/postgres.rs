@@ -37,18 +37,12 @@ fn with_user_db(url: &str, user: &str, db: &str) -> String {
     let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
     let (host, query) = host.split_once('?').map_or((host, ""), |(h, q)| (h, q));
     let host = host.split_once('/').map_or(host, |(h, _)| h);
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
+    let query = if query.is_empty() { String::new() } else { format!("?{query}") };
     format!("{scheme}://{user}@{host}/{db}{query}")
 }
 
 fn base_url() -> Option<String> {
-    let url = std::env::var("SHAREHUB_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
+    let url = std::env::var("SHAREHUB_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
     if url.is_none() {
         eprintln!("skipped: set SHAREHUB_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres to run the PostgreSQL tests");
     }
@@ -56,24 +50,16 @@ fn base_url() -> Option<String> {
 }
 
 async fn admin(url: &str) -> PgConnection {
-    PgConnection::connect(url)
-        .await
-        .expect("connecting as the superuser")
+    PgConnection::connect(url).await.expect("connecting as the superuser")
 }
 
 async fn create_db(base: &str) -> TestDb {
     let name = format!("sharehub_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = admin(base).await;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
     ensure_role(&mut conn).await;
 
-    let user = base
-        .split_once("://")
-        .and_then(|(_, r)| r.split_once('@'))
-        .map_or("postgres", |(u, _)| u);
+    let user = base.split_once("://").and_then(|(_, r)| r.split_once('@')).map_or("postgres", |(u, _)| u);
     let db = TestDb {
         admin_url: with_user_db(base, user, &name),
         app_url: with_user_db(base, APP_ROLE, &name),
@@ -82,12 +68,10 @@ async fn create_db(base: &str) -> TestDb {
     };
     PgStore::migrate(&db.admin_url).await.unwrap();
     let mut conn = admin(&db.admin_url).await;
-    sqlx::query(&format!(
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    sqlx::query(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     db
 }
 
@@ -111,10 +95,7 @@ where
     let outcome = tokio::spawn(body(db.clone())).await;
 
     let mut conn = admin(&db.base_url).await;
-    sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", db.name))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", db.name)).execute(&mut conn).await.unwrap();
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -131,36 +112,16 @@ struct Tenant {
 async fn tenant(db: &TestDb) -> Tenant {
     let store = Arc::new(PgStore::open(&db.app_url).await.unwrap());
     let org = store.create_org("Chinook").await.unwrap();
-    let entities = vec![EntityAccess {
-        entity: "organizations".into(),
-        read: true,
-        write: true,
-        subscribe: true,
-    }];
-    let new = NewApp {
-        name: "CRM".into(),
-        provider: "crm".into(),
-        notification_url: None,
-        entities,
-    };
+    let entities = vec![EntityAccess { entity: "organizations".into(), read: true, write: true, subscribe: true }];
+    let new = NewApp { name: "CRM".into(), provider: "crm".into(), notification_url: None, entities };
     let (app, _) = store.create_app(new, "whsec_test".into()).await.unwrap();
-    let group = store
-        .install(&app.id, &org.id, Some("acct-1"))
-        .await
-        .unwrap();
-    Tenant {
-        store,
-        org,
-        app,
-        group,
-    }
+    let group = store.install(&app.id, &org.id, Some("acct-1")).await.unwrap();
+    Tenant { store, org, app, group }
 }
 
 impl Tenant {
     fn op(&self, target: Target, body: Value) -> WriteOp {
-        let Value::Object(body) = body else {
-            panic!("body must be an object")
-        };
+        let Value::Object(body) = body else { panic!("body must be an object") };
         WriteOp {
             org_id: self.org.id.clone(),
             caller: Caller {
@@ -199,23 +160,15 @@ async fn open_picks_the_backend_from_the_scheme() {
     let Some(base) = base_url() else { return };
     let db = create_db(&base).await;
     let pg = sharehub_store::open(&db.app_url).await.map(|_| ());
-    let alt = sharehub_store::open(&db.app_url.replacen("postgres://", "postgresql://", 1))
-        .await
-        .map(|_| ());
+    let alt = sharehub_store::open(&db.app_url.replacen("postgres://", "postgresql://", 1)).await.map(|_| ());
     let other = sharehub_store::open("mysql://x@y/z").await.map(|_| ());
 
     let mut conn = admin(&db.base_url).await;
-    sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", db.name))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", db.name)).execute(&mut conn).await.unwrap();
     pg.unwrap();
     alt.unwrap();
     let err = other.err().unwrap();
-    assert!(
-        err.to_string().contains("unsupported database URL scheme"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("unsupported database URL scheme"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,34 +176,15 @@ async fn platform_round_trip() {
     with_db(|db| async move {
         let t = tenant(&db).await;
         let s = &t.store;
-        assert_eq!(
-            s.list_orgs()
-                .await
-                .unwrap()
-                .iter()
-                .map(|o| &o.id)
-                .collect::<Vec<_>>(),
-            vec![&t.org.id]
-        );
+        assert_eq!(s.list_orgs().await.unwrap().iter().map(|o| &o.id).collect::<Vec<_>>(), vec![&t.org.id]);
 
         let app = s.get_app(&t.app.id).await.unwrap().unwrap();
-        assert_eq!(
-            (app.provider.as_str(), app.api_key.as_str()),
-            ("crm", t.app.api_key.as_str())
-        );
+        assert_eq!((app.provider.as_str(), app.api_key.as_str()), ("crm", t.app.api_key.as_str()));
         assert!(app.can_write("organizations") && app.wants("organizations"));
         assert_eq!(s.list_apps().await.unwrap().len(), 1);
 
-        let duplicate = NewApp {
-            name: "x".into(),
-            provider: "crm".into(),
-            notification_url: None,
-            entities: vec![],
-        };
-        assert!(matches!(
-            s.create_app(duplicate, "whsec_x".into()).await,
-            Err(StoreError::Invalid(_))
-        ));
+        let duplicate = NewApp { name: "x".into(), provider: "crm".into(), notification_url: None, entities: vec![] };
+        assert!(matches!(s.create_app(duplicate, "whsec_x".into()).await, Err(StoreError::Invalid(_))));
 
         let update = AppUpdate {
             name: Some("CRM 2".into()),
@@ -260,48 +194,26 @@ async fn platform_round_trip() {
         };
         let updated = s.update_app(&t.app.id, update).await.unwrap().unwrap();
         let reread = s.get_app(&t.app.id).await.unwrap().unwrap();
-        assert_eq!(
-            (reread.name.as_str(), reread.notification_url.as_deref()),
-            ("CRM 2", Some("https://x.test/hook"))
-        );
+        assert_eq!((reread.name.as_str(), reread.notification_url.as_deref()), ("CRM 2", Some("https://x.test/hook")));
         assert!(
             reread.entities.is_empty()
                 && reread.endpoint_disabled == updated.endpoint_disabled
                 && reread.endpoint_disabled.is_some()
         );
-        assert!(s
-            .update_app("nope", AppUpdate::default())
-            .await
-            .unwrap()
-            .is_none());
+        assert!(s.update_app("nope", AppUpdate::default()).await.unwrap().is_none());
 
         let key = s.rotate_api_key(&t.app.id).await.unwrap().unwrap();
         assert_ne!(key, t.app.api_key);
         assert_eq!(s.get_app(&t.app.id).await.unwrap().unwrap().api_key, key);
         assert!(s.rotate_api_key("nope").await.unwrap().is_none());
-        assert!(s
-            .set_webhook_secret(&t.app.id, "whsec_new".into())
-            .await
-            .unwrap());
-        assert_eq!(
-            s.get_app(&t.app.id).await.unwrap().unwrap().webhook_secret,
-            "whsec_new"
-        );
+        assert!(s.set_webhook_secret(&t.app.id, "whsec_new".into()).await.unwrap());
+        assert_eq!(s.get_app(&t.app.id).await.unwrap().unwrap().webhook_secret, "whsec_new");
 
         let again = s.install(&t.app.id, &t.org.id, None).await.unwrap();
-        assert_eq!(
-            (again.id.as_str(), again.realm.as_str()),
-            (t.group.id.as_str(), "acct-1")
-        );
-        assert_eq!(
-            s.get_group(&t.group.id).await.unwrap().unwrap().org_id,
-            t.org.id
-        );
+        assert_eq!((again.id.as_str(), again.realm.as_str()), (t.group.id.as_str(), "acct-1"));
+        assert_eq!(s.get_group(&t.group.id).await.unwrap().unwrap().org_id, t.org.id);
         assert_eq!(s.groups_of_app(&t.app.id).await.unwrap().len(), 1);
-        assert!(matches!(
-            s.install(&t.app.id, "no-org", None).await,
-            Err(StoreError::Invalid(_))
-        ));
+        assert!(matches!(s.install(&t.app.id, "no-org", None).await, Err(StoreError::Invalid(_))));
         assert_eq!(s.cursors(&t.app.id).await.unwrap().get(&t.org.id), Some(&0));
         s.ping().await.unwrap();
     })
@@ -313,84 +225,39 @@ async fn write_rules_run_on_postgres() {
     with_db(|db| async move {
         let t = tenant(&db).await;
         let created = t
-            .write_one(t.op(
-                Target::New,
-                with_ext("c1", json!({"name": "Acme", "annual_revenue": "0.30"})),
-            ))
+            .write_one(t.op(Target::New, with_ext("c1", json!({"name": "Acme", "annual_revenue": "0.30"}))))
             .await
             .unwrap();
-        let WriteOutcome::Created(record) = created else {
-            panic!("expected a creation: {created:?}")
-        };
+        let WriteOutcome::Created(record) = created else { panic!("expected a creation: {created:?}") };
 
         // The stored text is what was written, decimal digits and key order included.
-        let read = t
-            .store
-            .get_record(&t.org.id, "organizations", record.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let read = t.store.get_record(&t.org.id, "organizations", record.id).await.unwrap().unwrap();
+        assert_eq!((&read.data, read.version, read.content_hash), (&record.data, 1, record.content_hash));
+        assert_eq!(read.created_at.as_microsecond(), record.created_at.as_microsecond(), "times keep microseconds");
+        assert!(read.data.to_string().contains("\"annual_revenue\":0.30"), "{}", read.data);
         assert_eq!(
-            (&read.data, read.version, read.content_hash),
-            (&record.data, 1, record.content_hash)
-        );
-        assert_eq!(
-            read.created_at.as_microsecond(),
-            record.created_at.as_microsecond(),
-            "times keep microseconds"
-        );
-        assert!(
-            read.data.to_string().contains("\"annual_revenue\":0.30"),
-            "{}",
-            read.data
-        );
-        assert_eq!(
-            t.store
-                .find_by_external_id(&t.org.id, "organizations", &t.app.id, "acct-1", "c1")
-                .await
-                .unwrap(),
+            t.store.find_by_external_id(&t.org.id, "organizations", &t.app.id, "acct-1", "c1").await.unwrap(),
             Some(record.id)
         );
 
-        let upsert = t
-            .write_one(t.op(Target::New, with_ext("c1", json!({"name": "Acme Ltd"}))))
-            .await
-            .unwrap();
+        let upsert = t.write_one(t.op(Target::New, with_ext("c1", json!({"name": "Acme Ltd"})))).await.unwrap();
         assert!(matches!(&upsert, WriteOutcome::Updated(r) if r.id == record.id && r.version == 2));
-        let same = t
-            .write_one(t.op(Target::New, with_ext("c1", json!({"name": "Acme Ltd"}))))
-            .await
-            .unwrap();
+        let same = t.write_one(t.op(Target::New, with_ext("c1", json!({"name": "Acme Ltd"})))).await.unwrap();
         assert!(matches!(same, WriteOutcome::Unchanged(_)));
-        assert_eq!(
-            t.store.last_seq(&t.org.id).await.unwrap(),
-            2,
-            "a no-op logs nothing"
-        );
+        assert_eq!(t.store.last_seq(&t.org.id).await.unwrap(), 2, "a no-op logs nothing");
 
-        let by_id = t
-            .write_one(t.op(Target::Id(record.id), json!({"annual_revenue": "12.50"})))
-            .await
-            .unwrap();
+        let by_id = t.write_one(t.op(Target::Id(record.id), json!({"annual_revenue": "12.50"}))).await.unwrap();
         assert_eq!(by_id.record().version, 3);
 
         let mut stale = t.op(Target::Id(record.id), json!({"name": "Late"}));
         stale.if_match = Some(1);
-        assert_eq!(
-            t.write_one(stale).await,
-            Err(WriteError::StaleVersion { current: 3 })
-        );
+        assert_eq!(t.write_one(stale).await, Err(WriteError::StaleVersion { current: 3 }));
 
         let mut archive = t.op(Target::Id(record.id), json!({}));
         archive.archive = true;
         assert!(t.write_one(archive).await.unwrap().record().archived);
 
-        let kinds: Vec<(i64, ChangeKind)> = t
-            .all_changes()
-            .await
-            .iter()
-            .map(|c| (c.seq, c.kind))
-            .collect();
+        let kinds: Vec<(i64, ChangeKind)> = t.all_changes().await.iter().map(|c| (c.seq, c.kind)).collect();
         assert_eq!(
             kinds,
             vec![
@@ -411,11 +278,7 @@ async fn write_rules_run_on_postgres() {
             top: 10,
             skip: 0,
         };
-        assert_eq!(
-            t.store.list_records(&query).await.unwrap().1,
-            0,
-            "archived records leave lists"
-        );
+        assert_eq!(t.store.list_records(&query).await.unwrap().1, 0, "archived records leave lists");
 
         // A refused op rolls back alone; the other ops of the call commit.
         let ops = vec![
@@ -442,10 +305,7 @@ async fn concurrent_creates_converge_on_one_record() {
         }
 
         let mut woken = stores[4].commits();
-        let ids = race(&t, &stores, |t| {
-            t.op(Target::New, with_ext("same", json!({"name": "Racer"})))
-        })
-        .await;
+        let ids = race(&t, &stores, |t| t.op(Target::New, with_ext("same", json!({"name": "Racer"})))).await;
         assert_eq!(ids.len(), 1, "one record for one external id");
         tokio::time::timeout(Duration::from_secs(5), woken.changed())
             .await
@@ -453,36 +313,23 @@ async fn concurrent_creates_converge_on_one_record() {
             .unwrap();
 
         let ids = race(&t, &stores, |t| {
-            let mut op = t.op(
-                Target::New,
-                json!({"name": "Matched", "email": {"address": "m@x.test"}}),
-            );
+            let mut op = t.op(Target::New, json!({"name": "Matched", "email": {"address": "m@x.test"}}));
             op.matching_fields = vec!["email/address".into()];
             op
         })
         .await;
         assert_eq!(ids.len(), 1, "one record for one set of matching fields");
-        assert_eq!(
-            t.all_changes().await.len(),
-            2,
-            "one creation each, no-ops log nothing"
-        );
+        assert_eq!(t.all_changes().await.len(), 2, "one creation each, no-ops log nothing");
     })
     .await;
 }
 
 /// Runs 20 concurrent writes of `make`'s op; answers the record ids written.
-async fn race(
-    t: &Arc<Tenant>,
-    stores: &[Arc<PgStore>],
-    make: fn(&Tenant) -> WriteOp,
-) -> HashSet<uuid::Uuid> {
+async fn race(t: &Arc<Tenant>, stores: &[Arc<PgStore>], make: fn(&Tenant) -> WriteOp) -> HashSet<uuid::Uuid> {
     let mut tasks = Vec::new();
     for i in 0..20 {
         let (store, op) = (stores[i % stores.len()].clone(), make(t));
-        tasks.push(tokio::spawn(async move {
-            store.write(vec![op]).await.unwrap().remove(0).unwrap()
-        }));
+        tasks.push(tokio::spawn(async move { store.write(vec![op]).await.unwrap().remove(0).unwrap() }));
     }
     let mut ids = HashSet::new();
     let mut created = 0;
@@ -505,52 +352,27 @@ async fn seq_follows_commit_order() {
         // First transaction: the same steps as PgStore::write, left open.
         let mut first = admin(&db.app_url).await;
         sqlx::query("BEGIN").execute(&mut first).await.unwrap();
-        sqlx::query("SELECT id FROM orgs WHERE id = $1 FOR UPDATE")
-            .bind(&t.org.id)
-            .execute(&mut first)
-            .await
-            .unwrap();
+        sqlx::query("SELECT id FROM orgs WHERE id = $1 FOR UPDATE").bind(&t.org.id).execute(&mut first).await.unwrap();
         sqlx::query("SELECT set_config('sharehub.org_id', $1, true)")
             .bind(&t.org.id)
             .execute(&mut first)
             .await
             .unwrap();
         let first_op = t.op(Target::New, json!({"name": "First"}));
-        let first_record = write::apply(&mut first, first_op, jiff::Timestamp::now())
-            .await
-            .unwrap()
-            .unwrap();
+        let first_record = write::apply(&mut first, first_op, jiff::Timestamp::now()).await.unwrap().unwrap();
 
         let second = {
             let t = t.clone();
-            tokio::spawn(async move {
-                t.write_one(t.op(Target::New, json!({"name": "Second"})))
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(async move { t.write_one(t.op(Target::New, json!({"name": "Second"}))).await.unwrap() })
         };
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(
-            !second.is_finished(),
-            "the second writer waits for the first to commit"
-        );
+        assert!(!second.is_finished(), "the second writer waits for the first to commit");
         assert!(t.all_changes().await.is_empty());
 
         sqlx::query("COMMIT").execute(&mut first).await.unwrap();
         let second_record = second.await.unwrap();
-        let feed: Vec<(i64, uuid::Uuid)> = t
-            .all_changes()
-            .await
-            .iter()
-            .map(|c| (c.seq, c.record_id))
-            .collect();
-        assert_eq!(
-            feed,
-            vec![
-                (1, first_record.record().id),
-                (2, second_record.record().id)
-            ]
-        );
+        let feed: Vec<(i64, uuid::Uuid)> = t.all_changes().await.iter().map(|c| (c.seq, c.record_id)).collect();
+        assert_eq!(feed, vec![(1, first_record.record().id), (2, second_record.record().id)]);
     })
     .await;
 }
@@ -565,13 +387,8 @@ async fn the_feed_has_no_gaps_under_concurrent_writers() {
         for w in 0..3 {
             let store = Arc::new(PgStore::open(&db.app_url).await.unwrap());
             for n in 0..10 {
-                let (store, op) = (
-                    store.clone(),
-                    t.op(Target::New, json!({"name": format!("w{w}-{n}")})),
-                );
-                writers.push(tokio::spawn(
-                    async move { store.write(vec![op]).await.unwrap() },
-                ));
+                let (store, op) = (store.clone(), t.op(Target::New, json!({"name": format!("w{w}-{n}")})));
+                writers.push(tokio::spawn(async move { store.write(vec![op]).await.unwrap() }));
             }
         }
 
@@ -594,86 +411,41 @@ async fn the_feed_has_no_gaps_under_concurrent_writers() {
 async fn list_filters_and_orders_in_sql() {
     with_db(|db| async move {
         let t = tenant(&db).await;
-        for (name, revenue) in [
-            ("alpha", "10.00"),
-            ("beta", "250.50"),
-            ("gamma", "0.30"),
-            ("delta", "99.99"),
-            ("Zulu", "1000"),
-        ] {
-            t.write_one(t.op(
-                Target::New,
-                json!({"name": name, "annual_revenue": revenue}),
-            ))
-            .await
-            .unwrap();
+        for (name, revenue) in
+            [("alpha", "10.00"), ("beta", "250.50"), ("gamma", "0.30"), ("delta", "99.99"), ("Zulu", "1000")]
+        {
+            t.write_one(t.op(Target::New, json!({"name": name, "annual_revenue": revenue}))).await.unwrap();
         }
         let list = |filter: &str, order: &str, top, skip| ListQuery {
             org_id: t.org.id.clone(),
             entity: "organizations".into(),
             filter: (!filter.is_empty()).then(|| parse_filter(filter).unwrap()),
-            order_by: if order.is_empty() {
-                vec![]
-            } else {
-                parse_orderby(order).unwrap()
-            },
+            order_by: if order.is_empty() { vec![] } else { parse_orderby(order).unwrap() },
             top,
             skip,
         };
         let names = |records: &[StoredRecord]| {
-            records
-                .iter()
-                .map(|r| r.data["name"].as_str().unwrap_or("").to_string())
-                .collect::<Vec<_>>()
+            records.iter().map(|r| r.data["name"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>()
         };
 
-        let (page, total) = t
-            .store
-            .list_records(&list(
-                "annual_revenue gt 1 and name ne 'delta'",
-                "name desc",
-                2,
-                0,
-            ))
-            .await
-            .unwrap();
-        assert_eq!(
-            (names(&page), total),
-            (vec!["beta".to_string(), "alpha".to_string()], 3)
-        );
-        let (page, _) = t
-            .store
-            .list_records(&list(
-                "annual_revenue gt 1 and name ne 'delta'",
-                "name desc",
-                2,
-                2,
-            ))
-            .await
-            .unwrap();
+        let (page, total) =
+            t.store.list_records(&list("annual_revenue gt 1 and name ne 'delta'", "name desc", 2, 0)).await.unwrap();
+        assert_eq!((names(&page), total), (vec!["beta".to_string(), "alpha".to_string()], 3));
+        let (page, _) =
+            t.store.list_records(&list("annual_revenue gt 1 and name ne 'delta'", "name desc", 2, 2)).await.unwrap();
         assert_eq!(names(&page), vec!["Zulu"], "byte order: uppercase first");
 
-        let (page, total) = t
-            .store
-            .list_records(&list("annual_revenue le 0.3 or version gt 1", "", 10, 0))
-            .await
-            .unwrap();
+        let (page, total) =
+            t.store.list_records(&list("annual_revenue le 0.3 or version gt 1", "", 10, 0)).await.unwrap();
         assert_eq!((names(&page), total), (vec!["gamma".to_string()], 1));
         let (_, total) = t
             .store
-            .list_records(&list(
-                "created_at gt '2000-01-01T00:00:00Z' and missing eq null",
-                "",
-                10,
-                0,
-            ))
+            .list_records(&list("created_at gt '2000-01-01T00:00:00Z' and missing eq null", "", 10, 0))
             .await
             .unwrap();
         assert_eq!(total, 5);
         assert!(matches!(
-            t.store
-                .list_records(&list("created_at gt 'soon'", "", 10, 0))
-                .await,
+            t.store.list_records(&list("created_at gt 'soon'", "", 10, 0)).await,
             Err(StoreError::Invalid(_))
         ));
     })
@@ -715,10 +487,7 @@ async fn row_level_security_hides_unscoped_rows() {
 }
 
 async fn count(conn: &mut PgConnection, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-        .fetch_one(conn)
-        .await
-        .unwrap()
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(conn).await.unwrap()
 }
 
 fn batch(t: &Tenant, webhook_id: &str, to_seq: i64) -> PendingBatch {
@@ -726,10 +495,7 @@ fn batch(t: &Tenant, webhook_id: &str, to_seq: i64) -> PendingBatch {
         app_id: t.app.id.clone(),
         webhook_id: webhook_id.into(),
         body: b"{\"organizations\":[]}".to_vec(),
-        ranges: vec![CursorMove {
-            org_id: t.org.id.clone(),
-            to_seq,
-        }],
+        ranges: vec![CursorMove { org_id: t.org.id.clone(), to_seq }],
         records: vec![BatchRecord {
             org_id: t.org.id.clone(),
             entity: "organizations".into(),
@@ -763,61 +529,29 @@ async fn delivery_state_round_trip() {
         let s = &t.store;
         let mut first = batch(&t, "msg_1", 3);
         s.save_pending_batch(&first).await.unwrap();
-        s.save_pending_batch(&batch(&t, "msg_other", 9))
-            .await
-            .unwrap();
+        s.save_pending_batch(&batch(&t, "msg_other", 9)).await.unwrap();
         let saved = s.pending_batch(&t.app.id).await.unwrap().unwrap();
         assert_eq!(
-            (
-                saved.webhook_id.as_str(),
-                &saved.body,
-                &saved.ranges,
-                &saved.records
-            ),
+            (saved.webhook_id.as_str(), &saved.body, &saved.ranges, &saved.records),
             ("msg_1", &first.body, &first.ranges, &first.records)
         );
 
         first.attempts = 1;
         first.last_error = Some("HTTP 500".into());
         s.save_pending_batch(&first).await.unwrap();
-        s.record_attempt(&first, &attempt("msg_1", 1, "failed"), false)
-            .await
-            .unwrap();
+        s.record_attempt(&first, &attempt("msg_1", 1, "failed"), false).await.unwrap();
         let saved = s.pending_batch(&t.app.id).await.unwrap().unwrap();
-        assert_eq!(
-            (saved.attempts, saved.last_error.as_deref()),
-            (1, Some("HTTP 500"))
-        );
+        assert_eq!((saved.attempts, saved.last_error.as_deref()), (1, Some("HTTP 500")));
 
-        s.record_attempt(&first, &attempt("msg_1", 2, "delivered"), true)
-            .await
-            .unwrap();
+        s.record_attempt(&first, &attempt("msg_1", 2, "delivered"), true).await.unwrap();
         assert!(s.pending_batch(&t.app.id).await.unwrap().is_none());
         assert_eq!(s.cursors(&t.app.id).await.unwrap()[&t.org.id], 3);
         let log = s.delivery_log(&t.app.id, 10).await.unwrap();
-        assert_eq!(
-            log.iter().map(|a| a.attempt).collect::<Vec<_>>(),
-            vec![2, 1]
-        );
-        assert_eq!(
-            (log[0].at, log[0].status, log[0].duration_ms),
-            (attempt("", 0, "").at, Some(500), 12)
-        );
+        assert_eq!(log.iter().map(|a| a.attempt).collect::<Vec<_>>(), vec![2, 1]);
+        assert_eq!((log[0].at, log[0].status, log[0].duration_ms), (attempt("", 0, "").at, Some(500), 12));
 
-        s.advance_cursors(
-            &t.app.id,
-            &[CursorMove {
-                org_id: t.org.id.clone(),
-                to_seq: 2,
-            }],
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            s.cursors(&t.app.id).await.unwrap()[&t.org.id],
-            3,
-            "cursors never move back"
-        );
+        s.advance_cursors(&t.app.id, &[CursorMove { org_id: t.org.id.clone(), to_seq: 2 }]).await.unwrap();
+        assert_eq!(s.cursors(&t.app.id).await.unwrap()[&t.org.id], 3, "cursors never move back");
 
         let dead = batch(&t, "msg_2", 7);
         s.save_pending_batch(&dead).await.unwrap();
@@ -826,11 +560,7 @@ async fn delivery_state_round_trip() {
         assert_eq!(s.cursors(&t.app.id).await.unwrap()[&t.org.id], 7);
         let letters = s.dead_letters(&t.app.id).await.unwrap();
         assert_eq!(
-            (
-                letters.len(),
-                letters[0].body.clone(),
-                letters[0].records.clone()
-            ),
+            (letters.len(), letters[0].body.clone(), letters[0].records.clone()),
             (1, dead.body.clone(), dead.records.clone())
         );
         assert!(s.take_resend_request(&t.app.id).await.unwrap().is_none());
@@ -838,31 +568,12 @@ async fn delivery_state_round_trip() {
         assert!(s.request_resend(&t.app.id, "msg_2").await.unwrap());
         let taken = s.take_resend_request(&t.app.id).await.unwrap().unwrap();
         assert_eq!(taken.webhook_id, "msg_2");
-        assert!(
-            s.take_resend_request(&t.app.id).await.unwrap().is_none(),
-            "a request is taken once"
-        );
-        assert!(s
-            .dead_letter(&t.app.id, "msg_2")
-            .await
-            .unwrap()
-            .unwrap()
-            .resent_at
-            .is_some());
+        assert!(s.take_resend_request(&t.app.id).await.unwrap().is_none(), "a request is taken once");
+        assert!(s.dead_letter(&t.app.id, "msg_2").await.unwrap().unwrap().resent_at.is_some());
         assert!(s.dead_letter("other-app", "msg_2").await.unwrap().is_none());
 
-        s.set_endpoint_disabled(&t.app.id, Some("410 Gone"))
-            .await
-            .unwrap();
-        assert_eq!(
-            s.get_app(&t.app.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .endpoint_disabled
-                .as_deref(),
-            Some("410 Gone")
-        );
+        s.set_endpoint_disabled(&t.app.id, Some("410 Gone")).await.unwrap();
+        assert_eq!(s.get_app(&t.app.id).await.unwrap().unwrap().endpoint_disabled.as_deref(), Some("410 Gone"));
 
         let response = SavedResponse {
             fingerprint: "f".into(),
@@ -870,19 +581,10 @@ async fn delivery_state_round_trip() {
             body: b"{}".to_vec(),
             created_at: jiff::Timestamp::from_second(5).unwrap(),
         };
-        s.save_response(&t.app.id, "key-1", &response)
-            .await
-            .unwrap();
+        s.save_response(&t.app.id, "key-1", &response).await.unwrap();
         let replay = s.saved_response(&t.app.id, "key-1").await.unwrap().unwrap();
-        assert_eq!(
-            (replay.status, replay.body, replay.created_at),
-            (201, b"{}".to_vec(), response.created_at)
-        );
-        assert!(s
-            .saved_response(&t.app.id, "key-2")
-            .await
-            .unwrap()
-            .is_none());
+        assert_eq!((replay.status, replay.body, replay.created_at), (201, b"{}".to_vec(), response.created_at));
+        assert!(s.saved_response(&t.app.id, "key-2").await.unwrap().is_none());
     })
     .await;
 }

@@ -19,29 +19,12 @@ const CREATE: &str = "CREATE TABLE records (
   archived INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (org_id, id))";
 
-const STRINGS: [&str; 12] = [
-    "", "a", "A", "Zoë", "Zoe", "zoë", "東京", "🙂", "CT3", "it's", "é", "e\u{301}",
-];
+const STRINGS: [&str; 12] = ["", "a", "A", "Zoë", "Zoe", "zoë", "東京", "🙂", "CT3", "it's", "é", "e\u{301}"];
 
-const MICROS: [i64; 6] = [
-    0,
-    -1_000_000,
-    1_475_541_383_000_000,
-    1_475_541_383_500_000,
-    1_475_541_383_123_456,
-    1_475_541_384_000_000,
-];
+const MICROS: [i64; 6] =
+    [0, -1_000_000, 1_475_541_383_000_000, 1_475_541_383_500_000, 1_475_541_383_123_456, 1_475_541_384_000_000];
 
-const DATA_FIELDS: [&str; 8] = [
-    "name",
-    "code",
-    "amount",
-    "qty",
-    "is_lead",
-    "email",
-    "email/address",
-    "missing",
-];
+const DATA_FIELDS: [&str; 8] = ["name", "code", "amount", "qty", "is_lead", "email", "email/address", "missing"];
 
 #[derive(Debug, Clone)]
 struct Record {
@@ -53,10 +36,7 @@ struct Record {
 }
 
 fn number_text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        (-5i64..5).prop_map(|n| n.to_string()),
-        (-500i64..500).prop_map(|m| Decimal::new(m, 2).to_string()),
-    ]
+    prop_oneof![(-5i64..5).prop_map(|n| n.to_string()), (-500i64..500).prop_map(|m| Decimal::new(m, 2).to_string()),]
 }
 
 /// A JSON value of any kind, including null.
@@ -80,11 +60,8 @@ fn email_value() -> impl Strategy<Value = Value> {
 
 fn data() -> impl Strategy<Value = Map<String, Value>> {
     let keys = ["name", "code", "amount", "qty", "is_lead"];
-    (
-        proptest::collection::vec(proptest::option::of(json_value()), 5),
-        proptest::option::of(email_value()),
-    )
-        .prop_map(move |(values, email)| {
+    (proptest::collection::vec(proptest::option::of(json_value()), 5), proptest::option::of(email_value())).prop_map(
+        move |(values, email)| {
             let mut map = Map::new();
             for (key, value) in keys.iter().zip(values) {
                 if let Some(value) = value {
@@ -95,7 +72,8 @@ fn data() -> impl Strategy<Value = Map<String, Value>> {
                 map.insert("email".to_owned(), email);
             }
             map
-        })
+        },
+    )
 }
 
 fn records() -> impl Strategy<Value = Vec<Record>> {
@@ -119,15 +97,9 @@ fn timestamp_literal() -> impl Strategy<Value = Literal> {
         let ts = jiff::Timestamp::from_microsecond(micros).unwrap();
         let text = match form {
             0 => ts.to_string(),
-            1 => ts
-                .display_with_offset(jiff::tz::Offset::constant(2))
-                .to_string(),
-            2 => jiff::Timestamp::from_nanosecond(i128::from(micros) * 1000 + 500)
-                .unwrap()
-                .to_string(),
-            _ => jiff::Timestamp::from_nanosecond(i128::from(micros) * 1000 - 1)
-                .unwrap()
-                .to_string(),
+            1 => ts.display_with_offset(jiff::tz::Offset::constant(2)).to_string(),
+            2 => jiff::Timestamp::from_nanosecond(i128::from(micros) * 1000 + 500).unwrap().to_string(),
+            _ => jiff::Timestamp::from_nanosecond(i128::from(micros) * 1000 - 1).unwrap().to_string(),
         };
         Literal::String(text)
     })
@@ -136,9 +108,7 @@ fn timestamp_literal() -> impl Strategy<Value = Literal> {
 fn plain_literal() -> impl Strategy<Value = Literal> {
     prop_oneof![
         proptest::sample::select(&STRINGS[..]).prop_map(|s| Literal::String(s.to_owned())),
-        Just(Literal::String(
-            "00000000-0000-4000-8000-000000000001".to_owned()
-        )),
+        Just(Literal::String("00000000-0000-4000-8000-000000000001".to_owned())),
         number_text().prop_map(|t| Literal::Number(Decimal::from_str(&t).unwrap())),
         any::<bool>().prop_map(Literal::Bool),
         Just(Literal::Null),
@@ -165,14 +135,7 @@ fn field() -> impl Strategy<Value = &'static str> {
 }
 
 fn op() -> impl Strategy<Value = CmpOp> {
-    proptest::sample::select(vec![
-        CmpOp::Eq,
-        CmpOp::Ne,
-        CmpOp::Gt,
-        CmpOp::Ge,
-        CmpOp::Lt,
-        CmpOp::Le,
-    ])
+    proptest::sample::select(vec![CmpOp::Eq, CmpOp::Ne, CmpOp::Gt, CmpOp::Ge, CmpOp::Lt, CmpOp::Le])
 }
 
 fn path(field: &str) -> FieldPath {
@@ -181,11 +144,7 @@ fn path(field: &str) -> FieldPath {
 
 fn expr() -> impl Strategy<Value = Expr> {
     let leaf = field().prop_flat_map(|f| {
-        (op(), literal_for(f)).prop_map(move |(op, value)| Expr::Compare {
-            field: path(f),
-            op,
-            value,
-        })
+        (op(), literal_for(f)).prop_map(move |(op, value)| Expr::Compare { field: path(f), op, value })
     });
     leaf.prop_recursive(3, 12, 2, |inner| {
         prop_oneof![
@@ -199,13 +158,7 @@ fn expr() -> impl Strategy<Value = Expr> {
 /// The record as the evaluator sees it: data plus meta fields.
 fn as_json(record: &Record) -> Value {
     let mut map = record.data.clone();
-    let time = |micros| {
-        Value::String(
-            jiff::Timestamp::from_microsecond(micros)
-                .unwrap()
-                .to_string(),
-        )
-    };
+    let time = |micros| Value::String(jiff::Timestamp::from_microsecond(micros).unwrap().to_string());
     map.insert("id".to_owned(), Value::String(record.id.clone()));
     map.insert("version".to_owned(), Value::from(record.version));
     map.insert("created_at".to_owned(), time(record.created_at));
@@ -233,14 +186,8 @@ async fn insert(conn: &mut SqliteConnection, records: &[Record]) {
 
 async fn selected(conn: &mut SqliteConnection, filter: &Expr, order: &str) -> Vec<String> {
     let fragment = sqlite_filter(filter).unwrap();
-    let sql = format!(
-        "SELECT id FROM records WHERE org_id = 'org' AND {} ORDER BY {order}, id ASC",
-        fragment.sql
-    );
-    let rows = bind_sqlite(&fragment.binds, sqlx::query(&sql))
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap();
+    let sql = format!("SELECT id FROM records WHERE org_id = 'org' AND {} ORDER BY {order}, id ASC", fragment.sql);
+    let rows = bind_sqlite(&fragment.binds, sqlx::query(&sql)).fetch_all(&mut *conn).await.unwrap();
     let mut ids: Vec<String> = rows.iter().map(|row| row.get::<String, _>(0)).collect();
     ids.sort();
     ids
@@ -248,10 +195,7 @@ async fn selected(conn: &mut SqliteConnection, filter: &Expr, order: &str) -> Ve
 
 fn order_keys() -> impl Strategy<Value = Vec<OrderKey>> {
     proptest::collection::vec(
-        (field(), any::<bool>()).prop_map(|(f, descending)| OrderKey {
-            field: path(f),
-            descending,
-        }),
+        (field(), any::<bool>()).prop_map(|(f, descending)| OrderKey { field: path(f), descending }),
         1..3,
     )
 }

@@ -27,10 +27,7 @@ impl Expr {
 
 /// The value at `path`, or `None` when it is missing or JSON null.
 fn lookup<'a>(record: &'a Value, path: &FieldPath) -> Option<&'a Value> {
-    path.0
-        .iter()
-        .try_fold(record, |value, key| value.as_object()?.get(key))
-        .filter(|value| !value.is_null())
+    path.0.iter().try_fold(record, |value, key| value.as_object()?.get(key)).filter(|value| !value.is_null())
 }
 
 fn compare(field: Option<&Value>, op: CmpOp, literal: &Literal, path: &FieldPath) -> bool {
@@ -61,13 +58,9 @@ fn ordering(value: &Value, literal: &Literal, path: &FieldPath) -> Option<Orderi
 /// Byte-wise, except the record's timestamps, compared as instants when both
 /// sides parse (the store keeps them as integers, not text).
 fn compare_strings(value: &str, literal: &str, path: &FieldPath) -> Ordering {
-    let is_timestamp =
-        matches!(path.0.as_slice(), [key] if TIMESTAMP_FIELDS.contains(&key.as_str()));
+    let is_timestamp = matches!(path.0.as_slice(), [key] if TIMESTAMP_FIELDS.contains(&key.as_str()));
     if is_timestamp {
-        let parsed = (
-            value.parse::<jiff::Timestamp>(),
-            literal.parse::<jiff::Timestamp>(),
-        );
+        let parsed = (value.parse::<jiff::Timestamp>(), literal.parse::<jiff::Timestamp>());
         if let (Ok(value), Ok(literal)) = parsed {
             return value.cmp(&literal);
         }

@@ -49,10 +49,7 @@ impl Token {
 pub(crate) fn tokenize(input: &str) -> Result<(Vec<Token>, usize), ParseError> {
     let chars: Vec<char> = input.chars().collect();
     if chars.len() > MAX_INPUT_CHARS {
-        return Err(ParseError::new(
-            MAX_INPUT_CHARS,
-            format!("input is longer than {MAX_INPUT_CHARS} characters"),
-        ));
+        return Err(ParseError::new(MAX_INPUT_CHARS, format!("input is longer than {MAX_INPUT_CHARS} characters")));
     }
     let mut lexer = Lexer { chars, at: 0 };
     let mut tokens = Vec::new();

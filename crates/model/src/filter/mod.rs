@@ -72,11 +72,7 @@ pub enum Expr {
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
-    Compare {
-        field: FieldPath,
-        op: CmpOp,
-        value: Literal,
-    },
+    Compare { field: FieldPath, op: CmpOp, value: Literal },
 }
 
 /// One key of a `$orderby`.
@@ -97,10 +93,7 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(position: usize, message: impl Into<String>) -> Self {
-        Self {
-            position,
-            message: message.into(),
-        }
+        Self { position, message: message.into() }
     }
 }
 
@@ -126,16 +119,9 @@ impl CmpOp {
 
     /// The operator whose keyword is `word`, ignoring case.
     pub fn from_keyword(word: &str) -> Option<CmpOp> {
-        [
-            CmpOp::Eq,
-            CmpOp::Ne,
-            CmpOp::Gt,
-            CmpOp::Ge,
-            CmpOp::Lt,
-            CmpOp::Le,
-        ]
-        .into_iter()
-        .find(|op| op.keyword().eq_ignore_ascii_case(word))
+        [CmpOp::Eq, CmpOp::Ne, CmpOp::Gt, CmpOp::Ge, CmpOp::Lt, CmpOp::Le]
+            .into_iter()
+            .find(|op| op.keyword().eq_ignore_ascii_case(word))
     }
 
     /// Whether `field op literal` holds when `field.cmp(literal)` is `ordering`.

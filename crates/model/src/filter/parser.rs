@@ -58,12 +58,7 @@ struct Parser {
 impl Parser {
     fn new(input: &str) -> Result<Self, ParseError> {
         let (tokens, end) = tokenize(input)?;
-        Ok(Self {
-            tokens,
-            next: 0,
-            end,
-            depth: 0,
-        })
+        Ok(Self { tokens, next: 0, end, depth: 0 })
     }
 
     fn peek(&self) -> Option<&Token> {
@@ -105,17 +100,13 @@ impl Parser {
 
     /// "found X" or "found the end", for error messages.
     fn found(&self) -> String {
-        self.peek()
-            .map_or_else(|| "the end".to_owned(), |t| t.describe())
+        self.peek().map_or_else(|| "the end".to_owned(), |t| t.describe())
     }
 
     fn expect_end(&self, expected: &str) -> Result<(), ParseError> {
         match self.peek() {
             None => Ok(()),
-            Some(t) => Err(ParseError::new(
-                t.pos,
-                format!("expected {expected}, found {}", t.describe()),
-            )),
+            Some(t) => Err(ParseError::new(t.pos, format!("expected {expected}, found {}", t.describe()))),
         }
     }
 
@@ -139,10 +130,7 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
         if self.depth >= MAX_DEPTH {
-            return Err(ParseError::new(
-                self.here(),
-                format!("expression nested deeper than {MAX_DEPTH} levels"),
-            ));
+            return Err(ParseError::new(self.here(), format!("expression nested deeper than {MAX_DEPTH} levels")));
         }
         self.depth += 1;
         let expr = self.unary_inner();
@@ -160,10 +148,7 @@ impl Parser {
             if !self.eat(&TokenKind::RParen) {
                 return Err(ParseError::new(
                     self.here(),
-                    format!(
-                        "expected ')' to close '(' at position {open}, found {}",
-                        self.found()
-                    ),
+                    format!("expected ')' to close '(' at position {open}, found {}", self.found()),
                 ));
             }
             return Ok(inner);
@@ -181,49 +166,32 @@ impl Parser {
     fn field(&mut self) -> Result<FieldPath, ParseError> {
         let position = self.here();
         let found = self.found();
-        let reserved = self
-            .peek()
-            .and_then(Token::keyword)
-            .is_some_and(|k| RESERVED.contains(&k.as_str()));
+        let reserved = self.peek().and_then(Token::keyword).is_some_and(|k| RESERVED.contains(&k.as_str()));
         match self.peek().map(|t| &t.kind) {
             Some(TokenKind::Path(names)) if !reserved => {
                 let path = FieldPath(names.clone());
                 self.next += 1;
                 Ok(path)
             }
-            _ => Err(ParseError::new(
-                position,
-                format!("expected a field name, found {found}"),
-            )),
+            _ => Err(ParseError::new(position, format!("expected a field name, found {found}"))),
         }
     }
 
     fn operator(&mut self) -> Result<CmpOp, ParseError> {
         let position = self.here();
-        let op = self
-            .peek()
-            .and_then(Token::keyword)
-            .and_then(|k| CmpOp::from_keyword(&k));
+        let op = self.peek().and_then(Token::keyword).and_then(|k| CmpOp::from_keyword(&k));
         match op {
             Some(op) => {
                 self.next += 1;
                 Ok(op)
             }
-            None if matches!(self.peek().map(|t| &t.kind), Some(TokenKind::Path(_))) => {
-                Err(ParseError::new(
-                    position,
-                    format!(
-                        "unknown operator {}; expected eq, ne, gt, ge, lt or le",
-                        self.found()
-                    ),
-                ))
-            }
+            None if matches!(self.peek().map(|t| &t.kind), Some(TokenKind::Path(_))) => Err(ParseError::new(
+                position,
+                format!("unknown operator {}; expected eq, ne, gt, ge, lt or le", self.found()),
+            )),
             None => Err(ParseError::new(
                 position,
-                format!(
-                    "expected an operator (eq, ne, gt, ge, lt, le), found {}",
-                    self.found()
-                ),
+                format!("expected an operator (eq, ne, gt, ge, lt, le), found {}", self.found()),
             )),
         }
     }
@@ -240,10 +208,7 @@ impl Parser {
             _ => None,
         };
         literal.ok_or_else(|| {
-            ParseError::new(
-                position,
-                format!("expected a value after '{}', found {found}", op.keyword()),
-            )
+            ParseError::new(position, format!("expected a value after '{}', found {found}", op.keyword()))
         })
     }
 }

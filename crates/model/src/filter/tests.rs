@@ -10,11 +10,7 @@ fn path(p: &str) -> FieldPath {
 }
 
 fn cmp(field: &str, op: CmpOp, value: Literal) -> Expr {
-    Expr::Compare {
-        field: path(field),
-        op,
-        value,
-    }
+    Expr::Compare { field: path(field), op, value }
 }
 
 fn s(text: &str) -> Literal {
@@ -45,39 +41,18 @@ fn error_at(input: &str) -> (usize, String) {
 #[test]
 fn parses_the_documented_examples() {
     let cases = [
-        (
-            "updated_at gt '2016-10-04T00:36:23Z'",
-            cmp("updated_at", CmpOp::Gt, s("2016-10-04T00:36:23Z")),
-        ),
+        ("updated_at gt '2016-10-04T00:36:23Z'", cmp("updated_at", CmpOp::Gt, s("2016-10-04T00:36:23Z"))),
         (
             "type eq 'CUSTOMER' and status eq 'DRAFT'",
-            and(
-                cmp("type", CmpOp::Eq, s("CUSTOMER")),
-                cmp("status", CmpOp::Eq, s("DRAFT")),
-            ),
+            and(cmp("type", CmpOp::Eq, s("CUSTOMER")), cmp("status", CmpOp::Eq, s("DRAFT"))),
         ),
         (
             "status ne 'ARCHIVED' and code eq 'CT3'",
-            and(
-                cmp("status", CmpOp::Ne, s("ARCHIVED")),
-                cmp("code", CmpOp::Eq, s("CT3")),
-            ),
+            and(cmp("status", CmpOp::Ne, s("ARCHIVED")), cmp("code", CmpOp::Eq, s("CT3"))),
         ),
-        (
-            "is_lead eq true",
-            cmp("is_lead", CmpOp::Eq, Literal::Bool(true)),
-        ),
-        (
-            "not (a eq 1 or b eq 'x''y')",
-            not(or(
-                cmp("a", CmpOp::Eq, num("1")),
-                cmp("b", CmpOp::Eq, s("x'y")),
-            )),
-        ),
-        (
-            "email/address eq 'x@y.z'",
-            cmp("email/address", CmpOp::Eq, s("x@y.z")),
-        ),
+        ("is_lead eq true", cmp("is_lead", CmpOp::Eq, Literal::Bool(true))),
+        ("not (a eq 1 or b eq 'x''y')", not(or(cmp("a", CmpOp::Eq, num("1")), cmp("b", CmpOp::Eq, s("x'y"))))),
+        ("email/address eq 'x@y.z'", cmp("email/address", CmpOp::Eq, s("x@y.z"))),
     ];
     for (input, expected) in cases {
         assert_eq!(parse_filter(input).unwrap(), expected, "{input}");
@@ -89,36 +64,20 @@ fn precedence_is_not_then_and_then_or() {
     let a = || cmp("a", CmpOp::Eq, num("1"));
     let b = || cmp("b", CmpOp::Lt, num("-12.50"));
     let c = || cmp("c", CmpOp::Ge, Literal::Null);
-    assert_eq!(
-        parse_filter("a eq 1 or b lt -12.50 and not c ge null").unwrap(),
-        or(a(), and(b(), not(c())))
-    );
-    assert_eq!(
-        parse_filter("(a eq 1 or b lt -12.50) and c ge null").unwrap(),
-        and(or(a(), b()), c())
-    );
-    assert_eq!(
-        parse_filter("a eq 1 or b lt -12.50 or c ge null").unwrap(),
-        or(or(a(), b()), c())
-    );
+    assert_eq!(parse_filter("a eq 1 or b lt -12.50 and not c ge null").unwrap(), or(a(), and(b(), not(c()))));
+    assert_eq!(parse_filter("(a eq 1 or b lt -12.50) and c ge null").unwrap(), and(or(a(), b()), c()));
+    assert_eq!(parse_filter("a eq 1 or b lt -12.50 or c ge null").unwrap(), or(or(a(), b()), c()));
 }
 
 #[test]
 fn keywords_are_case_insensitive_and_literals_exact() {
     let expr = parse_filter("NOT(a EQ 'Zoë 東京 🙂') AnD b Le FALSE oR c nE NULL").unwrap();
     let expected = or(
-        and(
-            not(cmp("a", CmpOp::Eq, s("Zoë 東京 🙂"))),
-            cmp("b", CmpOp::Le, Literal::Bool(false)),
-        ),
+        and(not(cmp("a", CmpOp::Eq, s("Zoë 東京 🙂"))), cmp("b", CmpOp::Le, Literal::Bool(false))),
         cmp("c", CmpOp::Ne, Literal::Null),
     );
     assert_eq!(expr, expected);
-    let Expr::Compare {
-        value: Literal::Number(n),
-        ..
-    } = parse_filter("x eq -12.50").unwrap()
-    else {
+    let Expr::Compare { value: Literal::Number(n), .. } = parse_filter("x eq -12.50").unwrap() else {
         panic!("not a number");
     };
     assert_eq!(n.to_string(), "-12.50");
@@ -164,10 +123,7 @@ fn positions_count_characters_not_bytes() {
 #[test]
 fn error_display_names_the_position() {
     let e = parse_filter("updated_at eq ").unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "at position 14: expected a value after 'eq', found the end"
-    );
+    assert_eq!(e.to_string(), "at position 14: expected a value after 'eq', found the end");
 }
 
 #[test]
@@ -188,27 +144,14 @@ fn hostile_inputs_are_refused_not_overflowed() {
 fn orderby_parses_keys_and_directions() {
     let keys = parse_orderby("updated_at DESC, name, email/address asc").unwrap();
     let expected = vec![
-        OrderKey {
-            field: path("updated_at"),
-            descending: true,
-        },
-        OrderKey {
-            field: path("name"),
-            descending: false,
-        },
-        OrderKey {
-            field: path("email/address"),
-            descending: false,
-        },
+        OrderKey { field: path("updated_at"), descending: true },
+        OrderKey { field: path("name"), descending: false },
+        OrderKey { field: path("email/address"), descending: false },
     ];
     assert_eq!(keys, expected);
     assert!(!parse_orderby("name ASC").unwrap()[0].descending);
     for (input, position) in [("", 0), ("name,", 5), ("name sideways", 5), ("'x'", 0)] {
-        assert_eq!(
-            parse_orderby(input).unwrap_err().position,
-            position,
-            "{input}"
-        );
+        assert_eq!(parse_orderby(input).unwrap_err().position, position, "{input}");
     }
 }
 
@@ -297,10 +240,7 @@ fn numbers_that_do_not_fit_a_decimal_are_incomparable() {
 #[test]
 fn display_prints_minimal_parentheses() {
     let expr = parse_filter("(a eq 1 or b eq 2) and not c eq 'it''s' or d eq null").unwrap();
-    assert_eq!(
-        expr.to_string(),
-        "(a eq 1 or b eq 2) and not (c eq 'it''s') or d eq null"
-    );
+    assert_eq!(expr.to_string(), "(a eq 1 or b eq 2) and not (c eq 'it''s') or d eq null");
     let right = parse_filter("a eq 1 or (b eq 2 or c eq 3)").unwrap();
     assert_eq!(right.to_string(), "a eq 1 or (b eq 2 or c eq 3)");
 }
@@ -321,27 +261,12 @@ fn literal_strategy() -> impl Strategy<Value = Literal> {
 }
 
 fn op_strategy() -> impl Strategy<Value = CmpOp> {
-    prop_oneof![
-        Just(CmpOp::Eq),
-        Just(CmpOp::Ne),
-        Just(CmpOp::Gt),
-        Just(CmpOp::Ge),
-        Just(CmpOp::Lt),
-        Just(CmpOp::Le),
-    ]
+    prop_oneof![Just(CmpOp::Eq), Just(CmpOp::Ne), Just(CmpOp::Gt), Just(CmpOp::Ge), Just(CmpOp::Lt), Just(CmpOp::Le),]
 }
 
 fn expr_strategy() -> impl Strategy<Value = Expr> {
-    let leaf = (
-        proptest::collection::vec(name_strategy(), 1..3),
-        op_strategy(),
-        literal_strategy(),
-    )
-        .prop_map(|(names, op, value)| Expr::Compare {
-            field: FieldPath(names),
-            op,
-            value,
-        });
+    let leaf = (proptest::collection::vec(name_strategy(), 1..3), op_strategy(), literal_strategy())
+        .prop_map(|(names, op, value)| Expr::Compare { field: FieldPath(names), op, value });
     leaf.prop_recursive(5, 32, 2, |inner| {
         prop_oneof![
             (inner.clone(), inner.clone()).prop_map(|(a, b)| and(a, b)),

@@ -16,8 +16,7 @@ use serde_json::{Number, Value};
 /// Message for a value that is not a decimal.
 pub(crate) const DECIMAL_MESSAGE: &str = "expected a decimal number";
 /// Message for a value that is not an RFC 3339 date-time with an offset.
-pub(crate) const DATE_TIME_MESSAGE: &str =
-    "expected an RFC 3339 date-time with an offset (Z or +hh:mm)";
+pub(crate) const DATE_TIME_MESSAGE: &str = "expected an RFC 3339 date-time with an offset (Z or +hh:mm)";
 /// Message for a value that is neither a date nor a date-time.
 pub(crate) const DATE_MESSAGE: &str =
     "expected a date (YYYY-MM-DD) or an RFC 3339 date-time with an offset (Z or +hh:mm)";
@@ -49,10 +48,8 @@ fn is_decimal_syntax(text: &str) -> bool {
     };
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let mantissa_ok = digits(whole)
-        && digits(fraction)
-        && !(whole.is_empty() && fraction.is_empty())
-        && !(mantissa.ends_with('.'));
+    let mantissa_ok =
+        digits(whole) && digits(fraction) && !(whole.is_empty() && fraction.is_empty()) && !(mantissa.ends_with('.'));
     let exponent_ok = exponent.is_none_or(|e| !e.is_empty() && digits(e));
     mantissa_ok && exponent_ok
 }
@@ -69,9 +66,7 @@ pub(crate) fn canonical_decimal(value: &Value) -> Option<Value> {
 
 /// A JSON number whose text is the decimal's canonical text.
 pub(crate) fn decimal_to_json(decimal: Decimal) -> Option<Value> {
-    serde_json::from_str::<Number>(&decimal.to_string())
-        .ok()
-        .map(Value::Number)
+    serde_json::from_str::<Number>(&decimal.to_string()).ok().map(Value::Number)
 }
 
 /// Parses an RFC 3339 date-time that carries an offset; `None` without one.
@@ -143,10 +138,7 @@ mod tests {
             ("1e2", "100"),
             ("1.5E-3", "0.0015"),
             (" 42 ", "42"),
-            (
-                "79228162514264337593543950335",
-                "79228162514264337593543950335",
-            ),
+            ("79228162514264337593543950335", "79228162514264337593543950335"),
         ];
         for (text, canonical) in cases {
             let value = parse_decimal(text).map(|d| d.to_string());
@@ -156,9 +148,7 @@ mod tests {
 
     #[test]
     fn non_decimals_are_refused() {
-        for text in [
-            "abc", "1,5", "NaN", "inf", "", ".", "5.", "1_000", "1e", "--1", "0x10",
-        ] {
+        for text in ["abc", "1,5", "NaN", "inf", "", ".", "5.", "1_000", "1e", "--1", "0x10"] {
             assert!(parse_decimal(text).is_none(), "{text}");
         }
         // More digits than a 96-bit decimal holds: refused, never rounded.
@@ -175,18 +165,9 @@ mod tests {
             ("2024-01-01T10:00:00.000Z", "2024-01-01T10:00:00.000Z"),
         ];
         for (text, canonical) in cases {
-            assert_eq!(
-                canonical_date_time(text).as_deref(),
-                Some(canonical),
-                "{text}"
-            );
+            assert_eq!(canonical_date_time(text).as_deref(), Some(canonical), "{text}");
         }
-        for text in [
-            "2024-01-01T10:00:00",
-            "2024-01-01",
-            "yesterday",
-            "2024-13-01T00:00:00Z",
-        ] {
+        for text in ["2024-01-01T10:00:00", "2024-01-01", "yesterday", "2024-13-01T00:00:00Z"] {
             assert!(canonical_date_time(text).is_none(), "{text}");
         }
     }
@@ -196,12 +177,7 @@ mod tests {
         assert_eq!(canonical_date("1962-02-18").as_deref(), Some("1962-02-18"));
         let chinook = canonical_date("1962-02-18T00:00:00Z");
         assert_eq!(chinook.as_deref(), Some("1962-02-18T00:00:00Z"));
-        for text in [
-            "1962-02-30",
-            "18/02/1962",
-            "1962-2-18",
-            "1962-02-18T00:00:00",
-        ] {
+        for text in ["1962-02-30", "18/02/1962", "1962-2-18", "1962-02-18T00:00:00"] {
             assert!(canonical_date(text).is_none(), "{text}");
         }
     }

@@ -61,21 +61,17 @@ const FILES: &[(&str, &str)] = schema_files![
 
 /// Every entity's schema, built once.
 static SCHEMAS: LazyLock<HashMap<&'static str, Value>> = LazyLock::new(|| {
-    let common: Value = serde_json::from_str(COMMON)
-        .unwrap_or_else(|e| panic!("embedded schemas/common.json is not JSON: {e}"));
-    catalog::all()
-        .iter()
-        .map(|def| (def.name, build_schema(def, &common)))
-        .collect()
+    let common: Value =
+        serde_json::from_str(COMMON).unwrap_or_else(|e| panic!("embedded schemas/common.json is not JSON: {e}"));
+    catalog::all().iter().map(|def| (def.name, build_schema(def, &common))).collect()
 });
 
 /// The JSON Schema served at `GET /api/v2/json_schema/{entity}`: the entity's schema
 /// (with `$id` and `title`), or `{"type": "object", "title": ...}` for free-form entities.
 pub fn json_schema(def: &EntityDef) -> &'static Value {
     // Callers may build an EntityDef of their own; anything unknown is free-form.
-    static UNKNOWN: LazyLock<Value> = LazyLock::new(
-        || serde_json::json!({"$schema": DIALECT, "title": "unknown entity", "type": "object"}),
-    );
+    static UNKNOWN: LazyLock<Value> =
+        LazyLock::new(|| serde_json::json!({"$schema": DIALECT, "title": "unknown entity", "type": "object"}));
     SCHEMAS.get(def.name).unwrap_or(&UNKNOWN)
 }
 
@@ -90,12 +86,8 @@ fn build_schema(def: &EntityDef, common: &Value) -> Value {
     if !def.has_schema {
         return free_form(def);
     }
-    let file: Map<String, Value> = serde_json::from_str(text).unwrap_or_else(|e| {
-        panic!(
-            "embedded schemas/{}.json is not a JSON object: {e}",
-            def.name
-        )
-    });
+    let file: Map<String, Value> = serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("embedded schemas/{}.json is not a JSON object: {e}", def.name));
 
     let mut schema = Map::new();
     schema.insert("$schema".into(), DIALECT.into());
@@ -113,9 +105,7 @@ fn merge_missing(schema: &mut Map<String, Value>, key: &str, extra: &Value) {
     let Some(extra) = extra.as_object() else {
         return;
     };
-    let target = schema
-        .entry(key)
-        .or_insert_with(|| Value::Object(Map::new()));
+    let target = schema.entry(key).or_insert_with(|| Value::Object(Map::new()));
     if let Some(target) = target.as_object_mut() {
         for (name, value) in extra {
             target.entry(name.clone()).or_insert_with(|| value.clone());

@@ -30,11 +30,7 @@ pub fn normalize(def: &EntityDef, patch: &mut Value) -> Result<(), Vec<FieldErro
         return Err(vec![FieldError::new("", "expected a JSON object")]);
     }
     let root = json_schema(def);
-    let mut walker = Walker {
-        root,
-        references: def.references.iter().map(|r| r.path).collect(),
-        errors: Vec::new(),
-    };
+    let mut walker = Walker { root, references: def.references.iter().map(|r| r.path).collect(), errors: Vec::new() };
     walker.node(root, patch, &Path::default(), 0);
     if walker.errors.is_empty() {
         Ok(())
@@ -53,17 +49,11 @@ struct Path {
 
 impl Path {
     fn key(&self, key: &str) -> Path {
-        Path {
-            concrete: join(&self.concrete, key),
-            pattern: join(&self.pattern, key),
-        }
+        Path { concrete: join(&self.concrete, key), pattern: join(&self.pattern, key) }
     }
 
     fn index(&self, index: usize) -> Path {
-        Path {
-            concrete: join(&self.concrete, &index.to_string()),
-            pattern: self.pattern.clone(),
-        }
+        Path { concrete: join(&self.concrete, &index.to_string()), pattern: self.pattern.clone() }
     }
 }
 
@@ -85,27 +75,17 @@ impl<'s> Walker<'s> {
     /// Applies the schema node to the value: its `$ref`, combinators, format,
     /// properties and items.
     fn node(&mut self, schema: &'s Value, value: &mut Value, path: &Path, depth: usize) {
-        if value.is_null() || depth > MAX_DEPTH || self.references.contains(&path.pattern.as_str())
-        {
+        if value.is_null() || depth > MAX_DEPTH || self.references.contains(&path.pattern.as_str()) {
             return;
         }
         let Some(schema) = schema.as_object() else {
             return;
         };
 
-        if let Some(target) = schema
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| self.resolve(r))
-        {
+        if let Some(target) = schema.get("$ref").and_then(Value::as_str).and_then(|r| self.resolve(r)) {
             self.node(target, value, path, depth + 1);
         }
-        for branch in schema
-            .get("allOf")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for branch in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
             self.node(branch, value, path, depth + 1);
         }
         for key in ["anyOf", "oneOf"] {
@@ -120,13 +100,7 @@ impl<'s> Walker<'s> {
     }
 
     /// Walks into the object's properties and the array's items the schema declares.
-    fn children(
-        &mut self,
-        schema: &'s serde_json::Map<String, Value>,
-        value: &mut Value,
-        path: &Path,
-        depth: usize,
-    ) {
+    fn children(&mut self, schema: &'s serde_json::Map<String, Value>, value: &mut Value, path: &Path, depth: usize) {
         match value {
             Value::Object(fields) => {
                 let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
@@ -154,30 +128,21 @@ impl<'s> Walker<'s> {
     /// (a payment line amount is a decimal or a price block).
     fn matching_branch(&self, branches: Option<&'s Value>, value: &Value) -> Option<&'s Value> {
         let branches = branches?.as_array()?;
-        branches
-            .iter()
-            .find(|branch| self.accepts_kind(branch, value))
+        branches.iter().find(|branch| self.accepts_kind(branch, value))
     }
 
     fn accepts_kind(&self, schema: &'s Value, value: &Value) -> bool {
         let mut schema = schema;
         // Follow a short chain of $ref to the node that declares the type.
         for _ in 0..8 {
-            match schema
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|r| self.resolve(r))
-            {
+            match schema.get("$ref").and_then(Value::as_str).and_then(|r| self.resolve(r)) {
                 Some(target) if schema.get("type").is_none() => schema = target,
                 _ => break,
             }
         }
         match schema.get("type") {
             Some(Value::String(kind)) => kind_matches(kind, value),
-            Some(Value::Array(kinds)) => kinds
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|kind| kind_matches(kind, value)),
+            Some(Value::Array(kinds)) => kinds.iter().filter_map(Value::as_str).any(|kind| kind_matches(kind, value)),
             _ => true,
         }
     }
@@ -191,18 +156,13 @@ impl<'s> Walker<'s> {
     fn format(&mut self, format: &str, value: &mut Value, path: &Path) {
         let (result, message) = match format {
             "decimal" => (formats::canonical_decimal(value), DECIMAL_MESSAGE),
-            "date-time" => (
-                string_with(value, formats::canonical_date_time),
-                DATE_TIME_MESSAGE,
-            ),
+            "date-time" => (string_with(value, formats::canonical_date_time), DATE_TIME_MESSAGE),
             "date" => (string_with(value, formats::canonical_date), DATE_MESSAGE),
             _ => return,
         };
         match result {
             Some(canonical) => *value = canonical,
-            None => self
-                .errors
-                .push(FieldError::new(path.concrete.clone(), message)),
+            None => self.errors.push(FieldError::new(path.concrete.clone(), message)),
         }
     }
 }

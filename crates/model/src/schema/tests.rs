@@ -127,29 +127,13 @@ fn examples() -> Vec<(&'static str, Value)> {
 fn every_entity_has_a_compiling_schema_with_id_and_title() {
     for def in all() {
         let schema = json_schema(def);
-        assert!(
-            schema["$id"]
-                .as_str()
-                .is_some_and(|id| id.ends_with(def.name)),
-            "{}",
-            def.name
-        );
+        assert!(schema["$id"].as_str().is_some_and(|id| id.ends_with(def.name)), "{}", def.name);
         assert!(schema["title"].is_string(), "{}", def.name);
         assert_eq!(schema["type"], "object", "{}", def.name);
-        assert_eq!(
-            def.has_schema,
-            schema.get("properties").is_some(),
-            "{}",
-            def.name
-        );
+        assert_eq!(def.has_schema, schema.get("properties").is_some(), "{}", def.name);
         // Only organizations and items require a field (their name).
         let empty_ok = validate(def, &json!({})).is_ok();
-        assert_eq!(
-            empty_ok,
-            !["organizations", "items"].contains(&def.name),
-            "{}",
-            def.name
-        );
+        assert_eq!(empty_ok, !["organizations", "items"].contains(&def.name), "{}", def.name);
     }
 }
 
@@ -167,36 +151,21 @@ fn realistic_records_are_accepted_with_extra_fields() {
 fn wrong_types_are_reported_at_their_path() {
     let invoice = json!({"lines": [{"quantity": "abc"}, {"quantity": true, "item_id": 5}]});
     let found = errors("invoices", invoice);
-    assert_eq!(
-        paths(&found),
-        ["lines/0/quantity", "lines/1/item_id", "lines/1/quantity"]
-    );
-    assert!(
-        found.iter().all(|e| e.message.starts_with("expected")),
-        "{found:?}"
-    );
+    assert_eq!(paths(&found), ["lines/0/quantity", "lines/1/item_id", "lines/1/quantity"]);
+    assert!(found.iter().all(|e| e.message.starts_with("expected")), "{found:?}");
     assert_eq!(found[0].message, "expected a decimal number");
 
-    let found = errors(
-        "people",
-        json!({"email": 12, "birth_date": "1962-02-18T00:00:00"}),
-    );
+    let found = errors("people", json!({"email": 12, "birth_date": "1962-02-18T00:00:00"}));
     assert_eq!(paths(&found), ["birth_date", "email"]);
     assert_eq!(found[1].message, "expected an object");
 
     let found = errors("people", json!({"email": {"address": 12}}));
-    assert_eq!(
-        found,
-        [FieldError::new("email/address", "expected a string")]
-    );
+    assert_eq!(found, [FieldError::new("email/address", "expected a string")]);
 }
 
 #[test]
 fn enums_formats_and_required_fields_say_what_was_expected() {
-    let found = errors(
-        "employees",
-        json!({"gender": "X", "hired_date": "14/08/2002"}),
-    );
+    let found = errors("employees", json!({"gender": "X", "hired_date": "14/08/2002"}));
     assert_eq!(found[0].path, "gender");
     assert_eq!(found[0].message, r#"expected one of "M", "F""#);
     assert_eq!(found[1].path, "hired_date");
@@ -242,16 +211,9 @@ fn decimals_are_normalised_to_exact_numbers() {
     let found = normalize(def("invoices"), &mut invoice).unwrap_err();
     assert_eq!(
         paths(&found),
-        [
-            "lines/0/quantity",
-            "lines/0/unit_price/net_amount",
-            "lines/1/quantity",
-            "lines/1/total_price/tax_amount"
-        ]
+        ["lines/0/quantity", "lines/0/unit_price/net_amount", "lines/1/quantity", "lines/1/total_price/tax_amount"]
     );
-    assert!(found
-        .iter()
-        .all(|e| e.message == "expected a decimal number"));
+    assert!(found.iter().all(|e| e.message == "expected a decimal number"));
 }
 
 #[test]
@@ -259,13 +221,7 @@ fn dates_are_normalised_to_utc_and_need_an_offset() {
     let mut invoice = json!({"transaction_date": "2024-01-01T10:00:00+02:00",
         "due_date": "2024-01-31T23:59:59.250-05:00", "created_at": "2024-01-01T10:00:00"});
     let found = normalize(def("invoices"), &mut invoice).unwrap_err();
-    assert_eq!(
-        found,
-        [FieldError::new(
-            "created_at",
-            "expected an RFC 3339 date-time with an offset (Z or +hh:mm)"
-        )]
-    );
+    assert_eq!(found, [FieldError::new("created_at", "expected an RFC 3339 date-time with an offset (Z or +hh:mm)")]);
     assert_eq!(invoice["transaction_date"], "2024-01-01T08:00:00Z");
     assert_eq!(invoice["due_date"], "2024-02-01T04:59:59.250Z");
 
@@ -299,44 +255,26 @@ fn text_round_trips_byte_for_byte() {
     normalize(def("people"), &mut person).unwrap();
     validate(def("people"), &person).unwrap();
     let expected: Value = serde_json::from_str(sent).unwrap();
-    assert_eq!(
-        serde_json::to_string(&person).unwrap(),
-        serde_json::to_string(&expected).unwrap()
-    );
+    assert_eq!(serde_json::to_string(&person).unwrap(), serde_json::to_string(&expected).unwrap());
     assert_eq!(person["first_name"], "Łukasz 李雷 🎸");
     assert_eq!(serde_json::to_string(&person["amount"]).unwrap(), "1.10");
 }
 
 #[test]
 fn non_objects_are_refused() {
-    assert_eq!(
-        paths(&normalize(def("people"), &mut json!("x")).unwrap_err()),
-        [""]
-    );
+    assert_eq!(paths(&normalize(def("people"), &mut json!("x")).unwrap_err()), [""]);
     assert_eq!(paths(&errors("people", json!([]))), [""]);
 }
 
 #[test]
 fn served_schemas_are_self_contained() {
     let schema = json_schema(def("invoices"));
-    let keys: Vec<&str> = schema
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .take(3)
-        .collect();
+    let keys: Vec<&str> = schema.as_object().unwrap().keys().map(String::as_str).take(3).collect();
     assert_eq!(keys, ["$schema", "$id", "title"]);
     assert_eq!(schema["title"], "Invoice");
-    assert_eq!(
-        schema["$defs"]["line"]["properties"]["quantity"]["$ref"],
-        "#/$defs/decimal"
-    );
+    assert_eq!(schema["$defs"]["line"]["properties"]["quantity"]["$ref"], "#/$defs/decimal");
     assert_eq!(schema["$defs"]["decimal"]["format"], "decimal");
-    assert_eq!(
-        schema["properties"]["updated_at"]["$ref"],
-        "#/$defs/date_time"
-    );
+    assert_eq!(schema["properties"]["updated_at"]["$ref"], "#/$defs/date_time");
     let free = json_schema(def("app_users"));
     assert_eq!(free["title"], "app_users");
     assert!(free.get("properties").is_none());

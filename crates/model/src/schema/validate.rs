@@ -15,12 +15,8 @@ use crate::catalog::{self, EntityDef};
 use crate::FieldError;
 
 /// One compiled validator per catalogue entity, built on first use.
-static VALIDATORS: LazyLock<HashMap<&'static str, Validator>> = LazyLock::new(|| {
-    catalog::all()
-        .iter()
-        .map(|def| (def.name, compile(json_schema(def), def.name)))
-        .collect()
-});
+static VALIDATORS: LazyLock<HashMap<&'static str, Validator>> =
+    LazyLock::new(|| catalog::all().iter().map(|def| (def.name, compile(json_schema(def), def.name))).collect());
 
 /// Compiles a schema with our formats; our schemas are embedded, so a failure is a
 /// bug in a schema file found at start-up.
@@ -28,12 +24,8 @@ fn compile(schema: &Value, name: &str) -> Validator {
     jsonschema::options()
         .with_draft(Draft::Draft202012)
         .should_validate_formats(true)
-        .with_format("decimal", |text: &str| {
-            formats::parse_decimal(text).is_some()
-        })
-        .with_format("date-time", |text: &str| {
-            formats::parse_date_time(text).is_some()
-        })
+        .with_format("decimal", |text: &str| formats::parse_decimal(text).is_some())
+        .with_format("date-time", |text: &str| formats::parse_date_time(text).is_some())
         .with_format("date", |text: &str| formats::canonical_date(text).is_some())
         .build(schema)
         .unwrap_or_else(|e| panic!("embedded JSON Schema of {name} does not compile: {e}"))
@@ -51,10 +43,7 @@ pub fn validate(def: &EntityDef, record: &Value) -> Result<(), Vec<FieldError>> 
     }
     let record = without_null_fields(record);
     let mut errors: Vec<FieldError> = match VALIDATORS.get(def.name) {
-        Some(validator) => validator
-            .iter_errors(&record)
-            .map(|e| field_error(&e))
-            .collect(),
+        Some(validator) => validator.iter_errors(&record).map(|e| field_error(&e)).collect(),
         // An entity outside the catalogue has no schema: any object is fine.
         None => Vec::new(),
     };
@@ -71,11 +60,7 @@ pub fn validate(def: &EntityDef, record: &Value) -> Result<(), Vec<FieldError>> 
 fn without_null_fields(value: &Value) -> Value {
     match value {
         Value::Object(fields) => Value::Object(
-            fields
-                .iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), without_null_fields(v)))
-                .collect(),
+            fields.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_null_fields(v))).collect(),
         ),
         Value::Array(elements) => Value::Array(elements.iter().map(without_null_fields).collect()),
         other => other.clone(),
@@ -86,14 +71,8 @@ fn field_error(error: &ValidationError<'_>) -> FieldError {
     let path = pointer_to_path(error.instance_path.as_str());
     match &error.kind {
         ValidationErrorKind::Required { property } => {
-            let name = property
-                .as_str()
-                .map_or_else(|| property.to_string(), str::to_owned);
-            let path = if path.is_empty() {
-                name
-            } else {
-                format!("{path}/{name}")
-            };
+            let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
+            let path = if path.is_empty() { name } else { format!("{path}/{name}") };
             FieldError::new(path, "is required")
         }
         kind => FieldError::new(path, message(kind, error)),
@@ -103,9 +82,7 @@ fn field_error(error: &ValidationError<'_>) -> FieldError {
 /// Turns the JSON pointer `/lines/0/quantity` into the Connec! path `lines/0/quantity`.
 fn pointer_to_path(pointer: &str) -> String {
     let segments = pointer.split('/').skip(1);
-    let segments: Vec<String> = segments
-        .map(|s| s.replace("~1", "/").replace("~0", "~"))
-        .collect();
+    let segments: Vec<String> = segments.map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
     segments.join("/")
 }
 
@@ -131,10 +108,7 @@ fn type_message(kind: &TypeKind) -> String {
         TypeKind::Multiple(many) => many.into_iter().collect(),
     };
     // `["number", "string"]` is how the schemas spell a decimal.
-    if types.len() == 2
-        && types.contains(&PrimitiveType::Number)
-        && types.contains(&PrimitiveType::String)
-    {
+    if types.len() == 2 && types.contains(&PrimitiveType::Number) && types.contains(&PrimitiveType::String) {
         return DECIMAL_MESSAGE.to_owned();
     }
     let names: Vec<String> = types.iter().map(|t| with_article(*t)).collect();

@@ -51,11 +51,20 @@ struct Queued {
     op: WriteOp,
 }
 
-pub async fn batch(State(state): State<AppState>, CallerApp(app): CallerApp, headers: HeaderMap, body: JsonBody) -> Result<Response, ApiError> {
+pub async fn batch(
+    State(state): State<AppState>,
+    CallerApp(app): CallerApp,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
     let replay = Replayable::from_request(&app.id, "POST", "batch", &headers, &body.raw)?;
     idempotency::run(&state, replay, async {
-        let request: BatchRequest = serde_json::from_value(body.value)
-            .map_err(|e| ApiError::bad_request("bad-request", format!("Expected {{\"ops\": [{{\"method\", \"url\", \"params\"}}]}}: {e}")))?;
+        let request: BatchRequest = serde_json::from_value(body.value).map_err(|e| {
+            ApiError::bad_request(
+                "bad-request",
+                format!("Expected {{\"ops\": [{{\"method\", \"url\", \"params\"}}]}}: {e}"),
+            )
+        })?;
         if request.ops.len() > state.config.batch_max_ops {
             return Err(ApiError::PayloadTooLarge(format!("A batch holds at most {} ops", state.config.batch_max_ops)));
         }
@@ -77,7 +86,15 @@ struct Runner<'a> {
 
 impl<'a> Runner<'a> {
     fn new(state: &'a AppState, app: App, headers: &'a HeaderMap) -> Self {
-        Self { state, app, headers, contexts: Vec::new(), by_group: HashMap::new(), answers: Vec::new(), queue: Vec::new() }
+        Self {
+            state,
+            app,
+            headers,
+            contexts: Vec::new(),
+            by_group: HashMap::new(),
+            answers: Vec::new(),
+            queue: Vec::new(),
+        }
     }
 
     async fn run(mut self, ops: Vec<BatchOp>) -> Result<Vec<Value>, ApiError> {
@@ -124,7 +141,8 @@ impl<'a> Runner<'a> {
         let def = ctx.readable(&target.entity)?;
         if let Some(id) = &target.id {
             let record = load(self.state, ctx, def, id).await?;
-            let rendered = render_records(self.state.store.as_ref(), &ctx.group.org_id, &ctx.viewer(), &[record]).await?;
+            let rendered =
+                render_records(self.state.store.as_ref(), &ctx.group.org_id, &ctx.viewer(), &[record]).await?;
             return Ok(Answer::Done(StatusCode::OK, json!({ def.name: rendered.into_iter().next() })));
         }
         let page = list_page(self.state, ctx, def, &target.query).await?;
@@ -139,8 +157,15 @@ impl<'a> Runner<'a> {
             ("post", None) => (Target::New, false, params),
             ("put", None) if def.singleton => (Target::Singleton, false, params),
             ("put", Some(id)) => (Target::Id(load(self.state, ctx, def, id).await?.id), false, params),
-            ("delete", Some(id)) => (Target::Id(load(self.state, ctx, def, id).await?.id), true, json!({ def.name: {} })),
-            _ => return Err(ApiError::bad_request("bad-request", format!("{method} {} is not an operation of the API", target.path()))),
+            ("delete", Some(id)) => {
+                (Target::Id(load(self.state, ctx, def, id).await?.id), true, json!({ def.name: {} }))
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "bad-request",
+                    format!("{method} {} is not an operation of the API", target.path()),
+                ))
+            }
         };
         write_op(ctx, def, record_target, params, None, archive)
     }
@@ -149,11 +174,14 @@ impl<'a> Runner<'a> {
         if self.queue.is_empty() {
             return Ok(());
         }
-        let (slots, ops): (Vec<(usize, usize)>, Vec<WriteOp>) = std::mem::take(&mut self.queue).into_iter().map(|q| ((q.index, q.ctx), q.op)).unzip();
+        let (slots, ops): (Vec<(usize, usize)>, Vec<WriteOp>) =
+            std::mem::take(&mut self.queue).into_iter().map(|q| ((q.index, q.ctx), q.op)).unzip();
         let results = self.state.store.write(ops).await?;
         for ((index, ctx), result) in slots.into_iter().zip(results) {
             self.answers[index] = Some(match result {
-                Ok(outcome) => Answer::Written { ctx, status: outcome_status(&outcome), record: Box::new(outcome.into_record()) },
+                Ok(outcome) => {
+                    Answer::Written { ctx, status: outcome_status(&outcome), record: Box::new(outcome.into_record()) }
+                }
                 Err(e) => error_answer(e.into()),
             });
         }
@@ -177,7 +205,8 @@ impl<'a> Runner<'a> {
         for (ctx, written) in pending {
             let ctx = &self.contexts[ctx];
             let records: Vec<_> = written.iter().map(|(_, _, r)| r.clone()).collect();
-            let rendered = render_records(self.state.store.as_ref(), &ctx.group.org_id, &ctx.viewer(), &records).await?;
+            let rendered =
+                render_records(self.state.store.as_ref(), &ctx.group.org_id, &ctx.viewer(), &records).await?;
             for ((index, status, record), body) in written.into_iter().zip(rendered) {
                 out[index] = json!({ "status": status.as_u16(), "body": { record.entity: body } });
             }
@@ -219,8 +248,15 @@ fn parse_url(raw: &str) -> Result<OpTarget, ApiError> {
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let owned = |s: &str| s.strip_suffix(".json").unwrap_or(s).to_string();
     match parts.as_slice() {
-        [group, entity] => Ok(OpTarget { group_id: owned(group), entity: owned(entity), id: None, query: query.to_string() }),
-        [group, entity, id] => Ok(OpTarget { group_id: owned(group), entity: owned(entity), id: Some(owned(id)), query: query.to_string() }),
+        [group, entity] => {
+            Ok(OpTarget { group_id: owned(group), entity: owned(entity), id: None, query: query.to_string() })
+        }
+        [group, entity, id] => Ok(OpTarget {
+            group_id: owned(group),
+            entity: owned(entity),
+            id: Some(owned(id)),
+            query: query.to_string(),
+        }),
         _ => Err(bad()),
     }
 }

@@ -71,9 +71,7 @@ pub async fn feed(
 
 fn parse_number(raw: Option<&str>, name: &str, default: i64, max: i64) -> Result<i64, ApiError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else { return Ok(default) };
-    raw.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| (0..=max).contains(n))
-        .ok_or_else(|| ApiError::bad_request("bad-query", format!("{name} must be a whole number from 0 to {max}, got {raw:?}")))
+    raw.trim().parse::<i64>().ok().filter(|n| (0..=max).contains(n)).ok_or_else(|| {
+        ApiError::bad_request("bad-query", format!("{name} must be a whole number from 0 to {max}, got {raw:?}"))
+    })
 }

@@ -28,13 +28,22 @@ pub struct Replayable {
 }
 
 impl Replayable {
-    pub fn from_request(app_id: &str, method: &str, path: &str, headers: &HeaderMap, body: &[u8]) -> Result<Self, ApiError> {
+    pub fn from_request(
+        app_id: &str,
+        method: &str,
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Self, ApiError> {
         let key = match headers.get("idempotency-key") {
             None => None,
             Some(v) => {
                 let key = v.to_str().unwrap_or("").trim().to_string();
                 if key.is_empty() || key.len() > MAX_KEY_LEN {
-                    return Err(ApiError::bad_request("bad-idempotency-key", format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible characters")));
+                    return Err(ApiError::bad_request(
+                        "bad-idempotency-key",
+                        format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible characters"),
+                    ));
                 }
                 Some(key)
             }
@@ -90,10 +99,17 @@ fn replay(saved: SavedResponse, fingerprint: &str) -> Result<Response, ApiError>
 
 async fn save(state: &AppState, req: &Replayable, key: &str, response: Response) -> Result<Response, ApiError> {
     let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_SAVED_BODY).await.map_err(|e| ApiError::Internal(anyhow::anyhow!("buffering an answer: {e}")))?;
+    let bytes = axum::body::to_bytes(body, MAX_SAVED_BODY)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("buffering an answer: {e}")))?;
     // Server errors are not answers worth replaying: the client should retry.
     if parts.status.as_u16() < 500 {
-        let saved = SavedResponse { fingerprint: req.fingerprint.clone(), status: parts.status.as_u16(), body: bytes.to_vec(), created_at: jiff::Timestamp::now() };
+        let saved = SavedResponse {
+            fingerprint: req.fingerprint.clone(),
+            status: parts.status.as_u16(),
+            body: bytes.to_vec(),
+            created_at: jiff::Timestamp::now(),
+        };
         state.store.save_response(&req.app_id, key, &saved).await?;
     }
     Ok(Response::from_parts(parts, Body::from(bytes)))
@@ -110,7 +126,9 @@ impl InFlight {
         let slot = (app_id.to_string(), key.to_string());
         let mut set = state.keys_in_flight.lock().unwrap_or_else(|p| p.into_inner());
         if !set.insert(slot.clone()) {
-            return Err(ApiError::Conflict("A request with this Idempotency-Key is still being answered; retry shortly".into()));
+            return Err(ApiError::Conflict(
+                "A request with this Idempotency-Key is still being answered; retry shortly".into(),
+            ));
         }
         Ok(Self { state: state.clone(), slot })
     }

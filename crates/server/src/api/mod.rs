@@ -25,12 +25,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/json_schema/{entity}", get(meta::json_schema))
         .route("/api/v2/{group}", get(meta::collections))
         .route("/api/v2/{group}/changes", get(changes::feed))
-        .route(
-            "/api/v2/{group}/{entity}",
-            get(records::list).post(records::create).put(records::update_singleton),
-        )
-        .route(
-            "/api/v2/{group}/{entity}/{id}",
-            get(records::get).put(records::update).delete(records::delete),
-        )
+        .route("/api/v2/{group}/{entity}", get(records::list).post(records::create).put(records::update_singleton))
+        .route("/api/v2/{group}/{entity}/{id}", get(records::get).put(records::update).delete(records::delete))
 }

@@ -40,7 +40,12 @@ pub async fn list(
 }
 
 /// A page of records as the contract shapes it.
-pub async fn list_page(state: &AppState, ctx: &Ctx, def: &'static EntityDef, raw_query: &str) -> Result<Value, ApiError> {
+pub async fn list_page(
+    state: &AppState,
+    ctx: &Ctx,
+    def: &'static EntityDef,
+    raw_query: &str,
+) -> Result<Value, ApiError> {
     let params = parse_query(raw_query)?;
     let query = list_query(ctx, def, &params)?;
     let (records, total) = state.store.list_records(&query).await?;
@@ -68,22 +73,24 @@ fn list_query(ctx: &Ctx, def: &EntityDef, params: &BTreeMap<String, String>) -> 
             ApiError::bad_request("bad-query", format!("$top must be a whole number from 0 to {MAX_TOP}, got {v:?}"))
         })?,
     };
-    let skip = match params.get("$skip") {
-        None => 0,
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s <= i64::MAX as u64)
-            .ok_or_else(|| ApiError::bad_request("bad-query", format!("$skip must be a whole number, got {v:?}")))?,
-    };
+    let skip =
+        match params.get("$skip") {
+            None => 0,
+            Some(v) => v.trim().parse::<u64>().ok().filter(|s| *s <= i64::MAX as u64).ok_or_else(|| {
+                ApiError::bad_request("bad-query", format!("$skip must be a whole number, got {v:?}"))
+            })?,
+        };
     let filter = match params.get("$filter").filter(|f| !f.trim().is_empty()) {
         None => None,
-        Some(f) => Some(filter::parse_filter(f).map_err(|e| ApiError::bad_request("bad-filter", format!("$filter {e}")))?),
+        Some(f) => {
+            Some(filter::parse_filter(f).map_err(|e| ApiError::bad_request("bad-filter", format!("$filter {e}")))?)
+        }
     };
     let order_by = match params.get("$orderby").filter(|f| !f.trim().is_empty()) {
         None => Vec::new(),
-        Some(o) => filter::parse_orderby(o).map_err(|e| ApiError::bad_request("bad-orderby", format!("$orderby {e}")))?,
+        Some(o) => {
+            filter::parse_orderby(o).map_err(|e| ApiError::bad_request("bad-orderby", format!("$orderby {e}")))?
+        }
     };
     Ok(ListQuery { org_id: ctx.group.org_id.clone(), entity: def.name.to_string(), filter, order_by, top, skip })
 }
@@ -127,8 +134,15 @@ pub fn parse_record_id(id: &str) -> Option<Uuid> {
 }
 
 /// Renders one record keyed by its entity, with `ETag`.
-pub async fn one_record_response(state: &AppState, ctx: &Ctx, def: &EntityDef, status: StatusCode, record: &StoredRecord) -> Result<Response, ApiError> {
-    let rendered = render_records(state.store.as_ref(), &ctx.group.org_id, &ctx.viewer(), std::slice::from_ref(record)).await?;
+pub async fn one_record_response(
+    state: &AppState,
+    ctx: &Ctx,
+    def: &EntityDef,
+    status: StatusCode,
+    record: &StoredRecord,
+) -> Result<Response, ApiError> {
+    let rendered =
+        render_records(state.store.as_ref(), &ctx.group.org_id, &ctx.viewer(), std::slice::from_ref(record)).await?;
     let body = json!({ def.name: rendered.into_iter().next().unwrap_or(Value::Null) });
     Ok(json_response(status, body, Some(record.version)))
 }
@@ -173,7 +187,8 @@ pub async fn update(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&state, app, &group_id, &headers).await?;
-    let replay = Replayable::from_request(&ctx.app.id, "PUT", &format!("{group_id}/{entity}/{id}"), &headers, &body.raw)?;
+    let replay =
+        Replayable::from_request(&ctx.app.id, "PUT", &format!("{group_id}/{entity}/{id}"), &headers, &body.raw)?;
     idempotency::run(&state, replay, async {
         let def = ctx.writable(&entity)?;
         let target = Target::Id(load(&state, &ctx, def, &id).await?.id);
@@ -231,21 +246,37 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     }
     let bare = text.trim_start_matches("W/").trim_matches('"');
     let digits = bare.strip_prefix('v').unwrap_or(bare);
-    digits
-        .parse::<i64>()
-        .map(Some)
-        .map_err(|_| ApiError::bad_request("bad-if-match", format!("If-Match must be an ETag like \"v3\", got {text:?}")))
+    digits.parse::<i64>().map(Some).map_err(|_| {
+        ApiError::bad_request("bad-if-match", format!("If-Match must be an ETag like \"v3\", got {text:?}"))
+    })
 }
 
 /// Builds the store's write from a request body `{"<entity>": {...}, "opts": {...}}`.
-pub fn write_op(ctx: &Ctx, def: &'static EntityDef, target: Target, body: Value, if_match: Option<i64>, archive: bool) -> Result<WriteOp, ApiError> {
+pub fn write_op(
+    ctx: &Ctx,
+    def: &'static EntityDef,
+    target: Target,
+    body: Value,
+    if_match: Option<i64>,
+    archive: bool,
+) -> Result<WriteOp, ApiError> {
     let Value::Object(mut envelope) = body else {
-        return Err(ApiError::bad_request("bad-request", format!("Expected a JSON object {{\"{}\": {{...}}}}", def.name)));
+        return Err(ApiError::bad_request(
+            "bad-request",
+            format!("Expected a JSON object {{\"{}\": {{...}}}}", def.name),
+        ));
     };
     let record = match envelope.remove(def.name) {
         Some(Value::Object(record)) => record,
-        Some(_) => return Err(ApiError::Invalid(vec![sharehub_model::FieldError::new(def.name, "expected an object")])),
-        None => return Err(ApiError::bad_request("bad-request", format!("Expected the record under the key {:?}", def.name))),
+        Some(_) => {
+            return Err(ApiError::Invalid(vec![sharehub_model::FieldError::new(def.name, "expected an object")]))
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "bad-request",
+                format!("Expected the record under the key {:?}", def.name),
+            ))
+        }
     };
     let mut record = record;
     merge_outer_opts(&mut record, envelope.remove("opts"));
@@ -274,7 +305,8 @@ fn merge_outer_opts(record: &mut Map<String, Value>, outer: Option<Value>) {
 
 async fn write_one(state: &AppState, ctx: &Ctx, def: &'static EntityDef, op: WriteOp) -> Result<Response, ApiError> {
     let mut results = state.store.write(vec![op]).await?;
-    let outcome = results.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the store answered no result")))??;
+    let outcome =
+        results.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the store answered no result")))??;
     let status = outcome_status(&outcome);
     one_record_response(state, ctx, def, status, outcome.record()).await
 }

@@ -47,7 +47,11 @@ impl FromRequestParts<AppState> for Admin {
         let Some(token) = state.config.admin_token() else {
             return Err(ApiError::Forbidden("The admin API is closed: set admin_token (SHAREHUB_ADMIN_TOKEN)".into()));
         };
-        let presented = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         match presented {
             Some(p) if constant_time_eq(p.trim().as_bytes(), token.expose().as_bytes()) => Ok(Admin),
             _ => Err(ApiError::Unauthorized),
@@ -100,7 +104,12 @@ async fn get_app(_: Admin, State(s): State<AppState>, Path(app): Path<String>) -
     Ok(ok(StatusCode::OK, json!({ "app": found })))
 }
 
-async fn update_app(_: Admin, State(s): State<AppState>, Path(app): Path<String>, body: JsonBody) -> Result<Response, ApiError> {
+async fn update_app(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
     let update: AppUpdate = parse(body)?;
     let updated = service::update_app(s.store.as_ref(), &app, update).await;
     s.auth_cache.forget_app(&app);
@@ -147,7 +156,12 @@ struct LogQuery {
     limit: Option<u32>,
 }
 
-async fn deliveries(_: Admin, State(s): State<AppState>, Path(app): Path<String>, Query(q): Query<LogQuery>) -> Result<Response, ApiError> {
+async fn deliveries(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Response, ApiError> {
     let log = s.store.delivery_log(&app, q.limit.unwrap_or(100).min(1000)).await?;
     Ok(ok(StatusCode::OK, json!({ "deliveries": log })))
 }
@@ -159,7 +173,11 @@ async fn dead_letters(_: Admin, State(s): State<AppState>, Path(app): Path<Strin
 /// Queues a dead letter for sending again: the app's delivery task sends its
 /// records' present state as its next batch, under a new webhook-id (see the
 /// delivery log for the outcome).
-async fn resend(_: Admin, State(s): State<AppState>, Path((app, webhook_id)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn resend(
+    _: Admin,
+    State(s): State<AppState>,
+    Path((app, webhook_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     if !s.store.request_resend(&app, &webhook_id).await? {
         return Err(ApiError::NotFound(format!("No dead letter {webhook_id} of app {app}")));
     }

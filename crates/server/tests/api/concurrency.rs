@@ -11,7 +11,9 @@ use crate::support::{batch_of, send_json, World};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_upserts_by_one_external_id_make_one_record() {
     let world = World::new().await;
-    let posts = (0..20).map(|i| world.post("people", json!({ "id": world.own("cust-1"), "first_name": "Ann", "job_title": format!("try {i}") })));
+    let posts = (0..20).map(|i| {
+        world.post("people", json!({ "id": world.own("cust-1"), "first_name": "Ann", "job_title": format!("try {i}") }))
+    });
     let answers = join_all(posts).await;
     assert_one_record(&world, &answers).await;
 }
@@ -64,7 +66,8 @@ async fn the_change_feed_is_ordered_gapless_and_resumable_from_any_cursor() {
     for i in 0..7 {
         ids.push(world.create("people", json!({ "first_name": format!("P{i}") })).await["id"].clone());
     }
-    let (status, _) = world.put(&format!("people/{}", ids[0].as_str().unwrap()), "people", json!({ "last_name": "Changed" })).await;
+    let (status, _) =
+        world.put(&format!("people/{}", ids[0].as_str().unwrap()), "people", json!({ "last_name": "Changed" })).await;
     assert_eq!(status, StatusCode::OK);
 
     let all = read_feed(&world, 0, 1000).await;
@@ -85,7 +88,8 @@ async fn the_change_feed_is_ordered_gapless_and_resumable_from_any_cursor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_racing_batches_both_land_in_the_feed_in_seq_order_without_gaps() {
     let world = World::new().await;
-    let batch = |tag: &str| batch_of(&world.group, "people", (0..30).map(|i| json!({ "first_name": format!("{tag}{i}") })));
+    let batch =
+        |tag: &str| batch_of(&world.group, "people", (0..30).map(|i| json!({ "first_name": format!("{tag}{i}") })));
     let (a, b) = (batch("A"), batch("B"));
     let send = |body: Value| send_json(world.hub.api(&world.app, Method::POST, "/batch").json(&body));
     let (ra, rb) = tokio::join!(send(a), send(b));
@@ -100,7 +104,9 @@ async fn two_racing_batches_both_land_in_the_feed_in_seq_order_without_gaps() {
     assert_eq!(seqs(&feed)[0], 1);
     let written: HashSet<String> = [&ra.1, &rb.1]
         .iter()
-        .flat_map(|b| b["results"].as_array().unwrap().iter().map(|r| r["body"]["people"]["id"].as_str().unwrap().to_string()))
+        .flat_map(|b| {
+            b["results"].as_array().unwrap().iter().map(|r| r["body"]["people"]["id"].as_str().unwrap().to_string())
+        })
         .collect();
     let in_feed: HashSet<String> = feed.iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(written, in_feed);

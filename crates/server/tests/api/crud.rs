@@ -8,7 +8,12 @@ use crate::support::{send_json, send_raw, World};
 #[tokio::test]
 async fn a_created_person_is_answered_201_and_reads_back_by_id() {
     let world = World::new().await;
-    let (status, body) = world.post("people", json!({ "first_name": "Leonie", "last_name": "Köhler", "email": { "address": "leonie@example.com" } })).await;
+    let (status, body) = world
+        .post(
+            "people",
+            json!({ "first_name": "Leonie", "last_name": "Köhler", "email": { "address": "leonie@example.com" } }),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let person = &body["people"];
     let id = person["id"].as_str().expect("plain hub id without external ids");
@@ -29,7 +34,8 @@ async fn a_partial_put_keeps_fields_not_sent_and_clears_nulls() {
     let world = World::new().await;
     let person = world.create("people", json!({ "first_name": "Leonie", "last_name": "Köhler", "job_title": "Owner", "email": { "address": "l@example.com" } })).await;
     let id = person["id"].as_str().unwrap();
-    let (status, body) = world.put(&format!("people/{id}"), "people", json!({ "first_name": "Léonie", "job_title": null })).await;
+    let (status, body) =
+        world.put(&format!("people/{id}"), "people", json!({ "first_name": "Léonie", "job_title": null })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let (_, read) = world.get(&format!("people/{id}")).await;
@@ -65,7 +71,10 @@ async fn paths_with_a_json_suffix_work() {
 #[tokio::test]
 async fn the_external_ids_header_gives_id_arrays_with_the_hub_and_caller_entries() {
     let world = World::new().await;
-    let request = world.req(Method::POST, "people").header("CONNEC-EXTERNAL-IDS", "true").json(&json!({ "people": { "id": world.own("1001"), "first_name": "Ext" } }));
+    let request = world
+        .req(Method::POST, "people")
+        .header("CONNEC-EXTERNAL-IDS", "true")
+        .json(&json!({ "people": { "id": world.own("1001"), "first_name": "Ext" } }));
     let (status, body) = send_json(request).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let ids = body["people"]["id"].as_array().unwrap_or_else(|| panic!("id array in {body}")).clone();
@@ -82,7 +91,10 @@ async fn the_external_ids_header_gives_id_arrays_with_the_hub_and_caller_entries
 #[tokio::test]
 async fn references_sent_as_own_id_arrays_resolve_and_read_back_in_the_readers_view() {
     let world = World::new().await;
-    let books = world.hub.create_app("books", &[("people", "r"), ("organizations", "r"), ("invoices", "r"), ("items", "r")], None).await;
+    let books = world
+        .hub
+        .create_app("books", &[("people", "r"), ("organizations", "r"), ("invoices", "r"), ("items", "r")], None)
+        .await;
     let books_group = world.hub.install(&books, &world.org).await;
 
     let company = world.create("organizations", json!({ "id": world.own("org-7"), "name": "Acme" })).await;
@@ -102,7 +114,8 @@ async fn references_sent_as_own_id_arrays_resolve_and_read_back_in_the_readers_v
     let (_, ext) = send_json(world.hub.api(&books, Method::GET, &path).header("CONNEC-EXTERNAL-IDS", "true")).await;
     let refs = ext["invoices"]["lines"][0]["item_id"].as_array().unwrap_or_else(|| panic!("{ext}")).clone();
     assert!(refs.contains(&json!({ "provider": "connec", "realm": world.org, "id": item["id"] })), "{refs:?}");
-    let (_, own) = send_json(world.req(Method::GET, &format!("invoices/{id}")).header("CONNEC-EXTERNAL-IDS", "true")).await;
+    let (_, own) =
+        send_json(world.req(Method::GET, &format!("invoices/{id}")).header("CONNEC-EXTERNAL-IDS", "true")).await;
     let refs = own["invoices"]["organization_id"].as_array().unwrap_or_else(|| panic!("{own}")).clone();
     assert!(refs.contains(&json!({ "provider": "store", "realm": world.group, "id": "org-7" })), "{refs:?}");
 }
@@ -137,7 +150,8 @@ async fn the_group_root_lists_links_of_readable_entities_only() {
 #[tokio::test]
 async fn the_json_schema_and_version_endpoints_answer() {
     let world = World::new().await;
-    let (status, schema) = send_json(world.hub.client.get(format!("{}/api/v2/json_schema/people", world.hub.base))).await;
+    let (status, schema) =
+        send_json(world.hub.client.get(format!("{}/api/v2/json_schema/people", world.hub.base))).await;
     assert_eq!(status, StatusCode::OK, "{schema}");
     assert!(schema["properties"]["email"].is_object(), "{schema}");
     let (status, version) = send_json(world.hub.client.get(format!("{}/version", world.hub.base))).await;
@@ -150,9 +164,11 @@ async fn the_company_singleton_reads_and_writes_one_record() {
     let world = World::new().await;
     let (status, _) = world.get("company").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, first) = send_json(world.req(Method::PUT, "company").json(&json!({ "company": { "name": "Acme" } }))).await;
+    let (status, first) =
+        send_json(world.req(Method::PUT, "company").json(&json!({ "company": { "name": "Acme" } }))).await;
     assert!(status == StatusCode::CREATED || status == StatusCode::OK, "{status} {first}");
-    let (status, second) = send_json(world.req(Method::PUT, "company").json(&json!({ "company": { "currency": "EUR" } }))).await;
+    let (status, second) =
+        send_json(world.req(Method::PUT, "company").json(&json!({ "company": { "currency": "EUR" } }))).await;
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_eq!(second["company"]["id"], first["company"]["id"]);
     let (status, read) = world.get("company").await;

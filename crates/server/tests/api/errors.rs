@@ -9,7 +9,12 @@ use crate::support::{assert_error, assert_invalid_at, send_json, World};
 /// A world holding one person, Leonie, whose id is returned.
 async fn world_with_leonie() -> (World, String) {
     let world = World::new().await;
-    let person = world.create("people", json!({ "first_name": "Leonie", "last_name": "Köhler", "email": { "address": "leonie@example.com" } })).await;
+    let person = world
+        .create(
+            "people",
+            json!({ "first_name": "Leonie", "last_name": "Köhler", "email": { "address": "leonie@example.com" } }),
+        )
+        .await;
     let id = person["id"].as_str().unwrap().to_string();
     (world, id)
 }
@@ -40,7 +45,13 @@ async fn malformed_json_is_a_400_that_says_where_it_broke() {
 async fn a_body_that_is_not_json_is_a_415() {
     let (world, id) = world_with_leonie().await;
     let url = format!("{}{}", world.hub.base, world.path("people"));
-    let request = world.hub.client.post(url).basic_auth(&world.app.api_id, Some(&world.app.api_key)).header("content-type", "text/plain").body(r#"{"people": {"first_name": "X"}}"#);
+    let request = world
+        .hub
+        .client
+        .post(url)
+        .basic_auth(&world.app.api_id, Some(&world.app.api_key))
+        .header("content-type", "text/plain")
+        .body(r#"{"people": {"first_name": "X"}}"#);
     let (status, body) = send_json(request).await;
     assert_error(status, &body, 415, "unsupported-media-type");
     assert_untouched(&world, &id).await;
@@ -72,7 +83,8 @@ async fn an_email_sent_as_a_number_is_a_422_at_email_and_changes_nothing() {
     let (world, id) = world_with_leonie().await;
     let (status, body) = world.post("people", json!({ "first_name": "Bad", "email": 12 })).await;
     assert_invalid_at(status, &body, "email");
-    let (status, body) = world.put(&format!("people/{id}"), "people", json!({ "first_name": "Changed", "email": 12 })).await;
+    let (status, body) =
+        world.put(&format!("people/{id}"), "people", json!({ "first_name": "Changed", "email": 12 })).await;
     assert_invalid_at(status, &body, "email");
     assert_untouched(&world, &id).await;
 }
@@ -120,7 +132,12 @@ async fn an_unknown_record_is_a_404() {
 async fn bad_basic_auth_is_a_401() {
     let (world, id) = world_with_leonie().await;
     let url = format!("{}{}", world.hub.base, world.path("people"));
-    let wrong_key = world.hub.client.post(&url).basic_auth(&world.app.api_id, Some("wrong")).json(&json!({ "people": { "first_name": "X" } }));
+    let wrong_key = world
+        .hub
+        .client
+        .post(&url)
+        .basic_auth(&world.app.api_id, Some("wrong"))
+        .json(&json!({ "people": { "first_name": "X" } }));
     let (status, body) = send_json(wrong_key).await;
     assert_error(status, &body, 401, "unauthorized");
     let (status, body) = send_json(world.hub.client.get(&url)).await;
@@ -145,7 +162,10 @@ async fn malformed_filter_orderby_and_top_are_400s_that_say_where() {
         let (status, body) = world.get(&format!("people?{query}")).await;
         let error = assert_error(status, &body, 400, code);
         let detail = error["detail"].as_str().unwrap();
-        assert!(detail.starts_with("$filter") || detail.starts_with("$orderby") || detail.starts_with("$top"), "{query}: {detail}");
+        assert!(
+            detail.starts_with("$filter") || detail.starts_with("$orderby") || detail.starts_with("$top"),
+            "{query}: {detail}"
+        );
         if code == "bad-filter" {
             assert!(detail.chars().any(|c| c.is_ascii_digit()), "{query}: no position in {detail}");
         }
@@ -166,7 +186,8 @@ async fn a_post_that_names_a_plain_hub_id_is_a_409() {
 #[tokio::test]
 async fn a_batch_over_the_configured_limit_is_a_413_and_writes_nothing() {
     let world = World::on(TestApp::spawn_with(|c| c.body_limit_bytes = 2048).await).await;
-    let records = (0..40).map(|i| json!({ "first_name": format!("Person {i}"), "last_name": "Somebody-With-A-Long-Name" }));
+    let records =
+        (0..40).map(|i| json!({ "first_name": format!("Person {i}"), "last_name": "Somebody-With-A-Long-Name" }));
     let body = crate::support::batch_of(&world.group, "people", records);
     let (status, answer) = send_json(world.hub.api(&world.app, Method::POST, "/batch").json(&body)).await;
     assert_error(status, &answer, 413, "payload-too-large");
@@ -177,7 +198,12 @@ async fn a_batch_over_the_configured_limit_is_a_413_and_writes_nothing() {
 async fn a_body_without_a_content_type_is_a_415() {
     let world = World::new().await;
     let url = format!("{}{}", world.hub.base, world.path("people"));
-    let request = world.hub.client.post(url).basic_auth(&world.app.api_id, Some(&world.app.api_key)).body(r#"{"people": {"first_name": "X"}}"#);
+    let request = world
+        .hub
+        .client
+        .post(url)
+        .basic_auth(&world.app.api_id, Some(&world.app.api_key))
+        .body(r#"{"people": {"first_name": "X"}}"#);
     let (status, body) = send_json(request).await;
     assert_error(status, &body, 415, "unsupported-media-type");
     assert!(world.list_all("people").await.is_empty());
@@ -186,7 +212,9 @@ async fn a_body_without_a_content_type_is_a_415() {
 #[tokio::test]
 async fn a_method_or_path_the_api_does_not_have_answers_the_contract_json_error() {
     let (world, id) = world_with_leonie().await;
-    let (status, body) = send_json(world.req(Method::PATCH, &format!("people/{id}")).json(&json!({ "people": { "first_name": "X" } }))).await;
+    let (status, body) =
+        send_json(world.req(Method::PATCH, &format!("people/{id}")).json(&json!({ "people": { "first_name": "X" } })))
+            .await;
     assert_error(status, &body, 404, "resource-not-found");
     let (status, body) = send_json(world.req(Method::GET, "people/a/b/c")).await;
     assert_error(status, &body, 404, "resource-not-found");

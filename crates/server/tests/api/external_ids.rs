@@ -71,9 +71,15 @@ async fn the_same_external_id_in_two_apps_and_two_organizations_stays_separate()
     let own = |provider: &str, group: &str| json!([{ "provider": provider, "realm": group, "id": "1001" }]);
 
     let a = world.create("people", json!({ "id": world.own("1001"), "first_name": "From store" })).await;
-    let (status, b) = world.hub.post(&books, &books_group, "people", json!({ "id": own("books", &books_group), "first_name": "From books" })).await;
+    let (status, b) = world
+        .hub
+        .post(&books, &books_group, "people", json!({ "id": own("books", &books_group), "first_name": "From books" }))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{b}");
-    let (status, c) = world.hub.post(&world.app, &group2, "people", json!({ "id": own("store", &group2), "first_name": "Other org" })).await;
+    let (status, c) = world
+        .hub
+        .post(&world.app, &group2, "people", json!({ "id": own("store", &group2), "first_name": "Other org" }))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{c}");
 
     let ids: Vec<&Value> = vec![&a["id"], &b["people"]["id"], &c["people"]["id"]];

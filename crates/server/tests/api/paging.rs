@@ -22,16 +22,23 @@ pub async fn import(world: &World, records: Vec<Value>) -> Vec<Value> {
 #[tokio::test]
 async fn two_hundred_fifty_imported_records_page_by_next_without_loss() {
     let world = World::new().await;
-    let records = (0..250).map(|i| json!({ "first_name": format!("P{i:03}"), "email": { "address": format!("p{i}@example.com") } })).collect();
+    let records = (0..250)
+        .map(|i| json!({ "first_name": format!("P{i:03}"), "email": { "address": format!("p{i}@example.com") } }))
+        .collect();
     let results = import(&world, records).await;
-    assert!(results.iter().all(|r| r["status"] == 201 && r["body"]["people"]["id"].is_string()), "{:?}", results.first());
+    assert!(
+        results.iter().all(|r| r["status"] == 201 && r["body"]["people"]["id"].is_string()),
+        "{:?}",
+        results.first()
+    );
 
     let mut ids = HashSet::new();
     let mut url = format!("{}{}?$top=100", world.hub.base, world.path("people"));
     let mut pages = 0;
     loop {
         pages += 1;
-        let (status, page) = send_json(world.hub.client.get(&url).basic_auth(&world.app.api_id, Some(&world.app.api_key))).await;
+        let (status, page) =
+            send_json(world.hub.client.get(&url).basic_auth(&world.app.api_id, Some(&world.app.api_key))).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert_eq!(page["pagination"]["total"], 250);
         for person in page["people"].as_array().unwrap() {
@@ -52,10 +59,14 @@ async fn two_hundred_fifty_imported_records_page_by_next_without_loss() {
 #[tokio::test]
 async fn filters_and_orderby_work_through_http() {
     let world = World::new().await;
-    for (first, last, email) in [("Ann", "Lee", "ann@x.io"), ("Bob", "Zhu", "bob@x.io"), ("Ann", "Moe", "ann2@x.io"), ("Ann", "x", "ann3@x.io")] {
+    for (first, last, email) in
+        [("Ann", "Lee", "ann@x.io"), ("Bob", "Zhu", "bob@x.io"), ("Ann", "Moe", "ann2@x.io"), ("Ann", "x", "ann3@x.io")]
+    {
         world.create("people", json!({ "first_name": first, "last_name": last, "email": { "address": email } })).await;
     }
-    let names = |body: &Value| -> Vec<String> { body["people"].as_array().unwrap().iter().map(|p| p["last_name"].as_str().unwrap().to_string()).collect() };
+    let names = |body: &Value| -> Vec<String> {
+        body["people"].as_array().unwrap().iter().map(|p| p["last_name"].as_str().unwrap().to_string()).collect()
+    };
 
     let query = url_query(&[("$filter", "email/address eq 'bob@x.io'")]);
     let (status, body) = world.get(&format!("people?{query}")).await;
@@ -82,7 +93,8 @@ async fn an_invoice_of_ten_and_twenty_cents_totals_exactly_thirty() {
     let line = |price: &str| json!({ "quantity": 1, "unit_price": { "net_amount": price } });
     let invoice = world.create("invoices", json!({ "lines": [line("0.10"), line("0.20")] })).await;
     assert_eq!(invoice["amount"]["net_amount"].to_string(), "0.30", "{invoice}");
-    let (status, _, raw) = send_raw(world.req(Method::GET, &format!("invoices/{}", invoice["id"].as_str().unwrap()))).await;
+    let (status, _, raw) =
+        send_raw(world.req(Method::GET, &format!("invoices/{}", invoice["id"].as_str().unwrap()))).await;
     assert_eq!(status, StatusCode::OK);
     let text = String::from_utf8(raw).unwrap();
     let amount_at = text.find("\"amount\"").unwrap_or_else(|| panic!("{text}"));
@@ -95,12 +107,20 @@ async fn an_invoice_of_ten_and_twenty_cents_totals_exactly_thirty() {
 #[tokio::test]
 async fn next_keeps_the_filter_and_order_across_pages() {
     let world = World::new().await;
-    let records = (0..25).map(|i| json!({ "first_name": if i % 2 == 0 { "Even" } else { "Odd" }, "last_name": format!("L{i:02}") })).collect();
+    let records = (0..25)
+        .map(|i| json!({ "first_name": if i % 2 == 0 { "Even" } else { "Odd" }, "last_name": format!("L{i:02}") }))
+        .collect();
     import(&world, records).await;
-    let mut url = format!("{}{}?{}", world.hub.base, world.path("people"), url_query(&[("$filter", "first_name eq 'Even'"), ("$orderby", "last_name DESC"), ("$top", "5")]));
+    let mut url = format!(
+        "{}{}?{}",
+        world.hub.base,
+        world.path("people"),
+        url_query(&[("$filter", "first_name eq 'Even'"), ("$orderby", "last_name DESC"), ("$top", "5")])
+    );
     let mut names = Vec::new();
     loop {
-        let (status, page) = send_json(world.hub.client.get(&url).basic_auth(&world.app.api_id, Some(&world.app.api_key))).await;
+        let (status, page) =
+            send_json(world.hub.client.get(&url).basic_auth(&world.app.api_id, Some(&world.app.api_key))).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert_eq!(page["pagination"]["total"], 13);
         names.extend(page["people"].as_array().unwrap().iter().map(|p| p["last_name"].as_str().unwrap().to_string()));

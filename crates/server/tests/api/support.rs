@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use crate::common::{AppCreds, TestApp};
 
 /// The entities the default test app may read and write.
-pub const ALL_RW: &[(&str, &str)] = &[("people", "rw"), ("organizations", "rw"), ("invoices", "rw"), ("items", "rw"), ("company", "rw")];
+pub const ALL_RW: &[(&str, &str)] =
+    &[("people", "rw"), ("organizations", "rw"), ("invoices", "rw"), ("items", "rw"), ("company", "rw")];
 
 /// A hub with one organization and one app (provider `store`) installed in it.
 pub struct World {
@@ -122,7 +123,8 @@ pub fn assert_error(status: StatusCode, body: &Value, expected: u16, code: &str)
 /// Checks a 422 that points at `pointer`.
 pub fn assert_invalid_at(status: StatusCode, body: &Value, pointer: &str) {
     assert_error(status, body, 422, "invalid-field");
-    let pointers: Vec<&str> = body["errors"].as_array().unwrap().iter().filter_map(|e| e["source"]["pointer"].as_str()).collect();
+    let pointers: Vec<&str> =
+        body["errors"].as_array().unwrap().iter().filter_map(|e| e["source"]["pointer"].as_str()).collect();
     assert!(pointers.contains(&pointer), "expected pointer {pointer} in {body}");
 }
 

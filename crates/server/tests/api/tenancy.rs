@@ -14,7 +14,9 @@ async fn writing_without_the_write_flag_is_403_and_stores_nothing() {
     assert_error(status, &body, 403, "forbidden");
     let person = world.create("people", json!({ "first_name": "Ann" })).await;
     let path = format!("/api/v2/{group}/people/{}", person["id"].as_str().unwrap());
-    let (status, body) = send_json(world.hub.api(&reader, Method::PUT, &path).json(&json!({ "people": { "first_name": "Changed" } }))).await;
+    let (status, body) =
+        send_json(world.hub.api(&reader, Method::PUT, &path).json(&json!({ "people": { "first_name": "Changed" } })))
+            .await;
     assert_error(status, &body, 403, "forbidden");
     let (status, body) = send_json(world.hub.api(&reader, Method::DELETE, &path)).await;
     assert_error(status, &body, 403, "forbidden");
@@ -36,7 +38,8 @@ async fn an_entity_the_app_may_not_read_is_not_linked_and_get_is_403() {
     assert_eq!(links, ["people"]);
     let (status, body) = world.hub.get(&narrow, &format!("/api/v2/{group}/invoices")).await;
     assert_error(status, &body, 403, "forbidden");
-    let (status, body) = world.hub.get(&narrow, &format!("/api/v2/{group}/invoices/{}", invoice["id"].as_str().unwrap())).await;
+    let (status, body) =
+        world.hub.get(&narrow, &format!("/api/v2/{group}/invoices/{}", invoice["id"].as_str().unwrap())).await;
     assert_error(status, &body, 403, "forbidden");
     assert!(!body.to_string().contains("Secret"));
 }

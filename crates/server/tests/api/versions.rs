@@ -10,7 +10,8 @@ async fn a_record_carries_its_version_and_an_etag() {
     let world = World::new().await;
     let person = world.create("people", json!({ "first_name": "Ann" })).await;
     assert_eq!(person["version"], 1);
-    let (status, headers, _) = send_raw(world.req(Method::GET, &format!("people/{}", person["id"].as_str().unwrap()))).await;
+    let (status, headers, _) =
+        send_raw(world.req(Method::GET, &format!("people/{}", person["id"].as_str().unwrap()))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["etag"], "\"v1\"");
 }
@@ -20,7 +21,8 @@ async fn if_match_with_the_current_version_updates() {
     let world = World::new().await;
     let person = world.create("people", json!({ "first_name": "Ann" })).await;
     let path = format!("people/{}", person["id"].as_str().unwrap());
-    let request = world.req(Method::PUT, &path).header("if-match", "\"v1\"").json(&json!({ "people": { "first_name": "Anne" } }));
+    let request =
+        world.req(Method::PUT, &path).header("if-match", "\"v1\"").json(&json!({ "people": { "first_name": "Anne" } }));
     let (status, headers, raw) = send_raw(request).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&raw));
     assert_eq!(headers["etag"], "\"v2\"");
@@ -38,7 +40,10 @@ async fn a_stale_if_match_is_rejected_and_changes_nothing() {
     assert_eq!(status, StatusCode::OK);
     let feed_before = world.feed().await;
 
-    let stale = world.req(Method::PUT, &path).header("if-match", "\"v1\"").json(&json!({ "people": { "first_name": "Lost update" } }));
+    let stale = world
+        .req(Method::PUT, &path)
+        .header("if-match", "\"v1\"")
+        .json(&json!({ "people": { "first_name": "Lost update" } }));
     let (status, body) = send_json(stale).await;
     assert_error(status, &body, 412, "stale-version");
     let (status, body) = send_json(world.req(Method::DELETE, &path).header("if-match", "\"v1\"")).await;
@@ -58,7 +63,8 @@ async fn an_update_that_changes_nothing_keeps_the_version_and_adds_no_change() {
     let feed_before = world.feed().await;
     assert_eq!(feed_before.len(), 1);
 
-    let (status, body) = world.put(&path, "people", json!({ "first_name": "Ann", "email": { "address": "a@example.com" } })).await;
+    let (status, body) =
+        world.put(&path, "people", json!({ "first_name": "Ann", "email": { "address": "a@example.com" } })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["people"]["version"], 1);
     let (status, body) = world.post("people", json!({ "first_name": "Ann", "email": { "address": "a@example.com" }, "opts": { "matching_fields": ["email/address"] } })).await;
@@ -84,9 +90,15 @@ async fn the_same_post_twice_with_one_idempotency_key_creates_one_record_and_rep
 #[tokio::test]
 async fn an_idempotency_key_reused_with_another_body_is_422() {
     let world = World::new().await;
-    let first = world.req(Method::POST, "people").header("idempotency-key", "k-2").json(&json!({ "people": { "first_name": "A" } }));
+    let first = world
+        .req(Method::POST, "people")
+        .header("idempotency-key", "k-2")
+        .json(&json!({ "people": { "first_name": "A" } }));
     assert_eq!(send_json(first).await.0, StatusCode::CREATED);
-    let other = world.req(Method::POST, "people").header("idempotency-key", "k-2").json(&json!({ "people": { "first_name": "B" } }));
+    let other = world
+        .req(Method::POST, "people")
+        .header("idempotency-key", "k-2")
+        .json(&json!({ "people": { "first_name": "B" } }));
     let (status, body) = send_json(other).await;
     assert_error(status, &body, 422, "idempotency-key-reused");
     let people = world.list_all("people").await;
@@ -97,8 +109,10 @@ async fn an_idempotency_key_reused_with_another_body_is_422() {
 #[tokio::test]
 async fn a_batch_repeated_with_its_idempotency_key_writes_once() {
     let world = World::new().await;
-    let body = crate::support::batch_of(&world.group, "people", [json!({ "first_name": "A" }), json!({ "first_name": "B" })]);
-    let send = || send_raw(world.hub.api(&world.app, Method::POST, "/batch").header("idempotency-key", "b-1").json(&body));
+    let body =
+        crate::support::batch_of(&world.group, "people", [json!({ "first_name": "A" }), json!({ "first_name": "B" })]);
+    let send =
+        || send_raw(world.hub.api(&world.app, Method::POST, "/batch").header("idempotency-key", "b-1").json(&body));
     let first = send().await;
     let second = send().await;
     assert_eq!(first.0, StatusCode::OK);
@@ -111,8 +125,13 @@ async fn a_batch_repeated_with_its_idempotency_key_writes_once() {
 #[tokio::test]
 async fn a_stale_if_match_on_the_company_is_rejected() {
     let world = World::new().await;
-    let put = |body: serde_json::Value, version: &str| send_json(world.req(Method::PUT, "company").header("if-match", version.to_string()).json(&json!({ "company": body })));
-    let (status, _) = send_json(world.req(Method::PUT, "company").json(&json!({ "company": { "name": "Acme" } }))).await;
+    let put = |body: serde_json::Value, version: &str| {
+        send_json(
+            world.req(Method::PUT, "company").header("if-match", version.to_string()).json(&json!({ "company": body })),
+        )
+    };
+    let (status, _) =
+        send_json(world.req(Method::PUT, "company").json(&json!({ "company": { "name": "Acme" } }))).await;
     assert!(status.is_success());
     let (status, _) = put(json!({ "name": "Acme 2" }), "\"v1\"").await;
     assert_eq!(status, StatusCode::OK);
@@ -125,7 +144,14 @@ async fn a_stale_if_match_on_the_company_is_rejected() {
 #[tokio::test]
 async fn an_idempotency_key_on_the_company_put_replays_and_refuses_another_body() {
     let world = World::new().await;
-    let put = |name: &str| send_raw(world.req(Method::PUT, "company").header("idempotency-key", "c-1").json(&json!({ "company": { "name": name } })));
+    let put = |name: &str| {
+        send_raw(
+            world
+                .req(Method::PUT, "company")
+                .header("idempotency-key", "c-1")
+                .json(&json!({ "company": { "name": name } })),
+        )
+    };
     let first = put("Acme").await;
     let again = put("Acme").await;
     assert!(first.0.is_success());

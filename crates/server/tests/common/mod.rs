@@ -85,7 +85,15 @@ impl TestApp {
     }
 
     pub async fn create_org(&self, name: &str) -> String {
-        let body: Value = self.admin(Method::POST, "/platform/v1/orgs").json(&json!({ "name": name })).send().await.unwrap().json().await.unwrap();
+        let body: Value = self
+            .admin(Method::POST, "/platform/v1/orgs")
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         body["org"]["id"].as_str().expect("org id").to_string()
     }
 
@@ -138,7 +146,12 @@ impl TestApp {
 
     /// POSTs `{entity: record}` to the group; answers (status, body).
     pub async fn post(&self, app: &AppCreds, group: &str, entity: &str, record: Value) -> (StatusCode, Value) {
-        let response = self.api(app, Method::POST, &format!("/api/v2/{group}/{entity}")).json(&json!({ entity: record })).send().await.unwrap();
+        let response = self
+            .api(app, Method::POST, &format!("/api/v2/{group}/{entity}"))
+            .json(&json!({ entity: record }))
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }

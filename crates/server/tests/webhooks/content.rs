@@ -42,15 +42,22 @@ async fn one_post_carries_several_entities_and_both_organizations_each_with_the_
     let other_org = s.hub.create_org("Globex").await;
     let writer_other = s.hub.install(&s.writer, &other_org).await;
     let reader_other = s.hub.install(&s.reader, &other_org).await;
-    let groups: HashMap<String, String> = [(s.org.clone(), s.reader_group.clone()), (other_org.clone(), reader_other.clone())].into();
+    let groups: HashMap<String, String> =
+        [(s.org.clone(), s.reader_group.clone()), (other_org.clone(), reader_other.clone())].into();
 
     // Hold deliveries while writing, so the writes pile up behind the cursor.
     set_endpoint_enabled(&s.hub, &s.reader, false).await;
     let mut ids = HashSet::new();
     for (i, group) in [&s.writer_group, &writer_other].into_iter().enumerate() {
         ids.insert(create(&s.hub, &s.writer, group, "organizations", json!({ "name": format!("Org {i}") })).await);
-        ids.insert(create(&s.hub, &s.writer, group, "people", json!({ "first_name": "Ada", "last_name": format!("L{i}") })).await);
-        ids.insert(create(&s.hub, &s.writer, group, "people", json!({ "first_name": "Alan", "last_name": format!("T{i}") })).await);
+        ids.insert(
+            create(&s.hub, &s.writer, group, "people", json!({ "first_name": "Ada", "last_name": format!("L{i}") }))
+                .await,
+        );
+        ids.insert(
+            create(&s.hub, &s.writer, group, "people", json!({ "first_name": "Alan", "last_name": format!("T{i}") }))
+                .await,
+        );
     }
     set_endpoint_enabled(&s.hub, &s.reader, true).await;
 
@@ -60,8 +67,12 @@ async fn one_post_carries_several_entities_and_both_organizations_each_with_the_
     let received = s.receiver.received();
     let widest = received.iter().max_by_key(|r| r.records().len()).unwrap();
     let body = widest.json();
-    assert!(body["organizations"].is_array() && body["people"].is_array(), "one body keyed by plural entity names: {body}");
-    let in_body: HashSet<String> = widest.records().iter().map(|(_, r)| r["group_id"].as_str().unwrap().to_string()).collect();
+    assert!(
+        body["organizations"].is_array() && body["people"].is_array(),
+        "one body keyed by plural entity names: {body}"
+    );
+    let in_body: HashSet<String> =
+        widest.records().iter().map(|(_, r)| r["group_id"].as_str().unwrap().to_string()).collect();
     assert_eq!(in_body.len(), 2, "records of both groups in one body: {body}");
     for (entity, record) in s.receiver.records() {
         assert_eq!(record["resource_type"], entity.as_str());
@@ -116,7 +127,9 @@ async fn only_entities_read_and_subscribed_are_sent() {
     let org = hub.create_org("Acme").await;
     let receiver = Receiver::start().await;
     let writer = hub.create_app("writer", &[("organizations", "rw"), ("people", "rw"), ("items", "rw")], None).await;
-    let reader = hub.create_app("reader", &[("organizations", "r"), ("items", "s"), ("people", "rs")], Some(&receiver.url)).await;
+    let reader = hub
+        .create_app("reader", &[("organizations", "r"), ("items", "s"), ("people", "rs")], Some(&receiver.url))
+        .await;
     let group = hub.install(&writer, &org).await;
     hub.install(&reader, &org).await;
 
@@ -140,9 +153,14 @@ async fn a_name_with_accents_cjk_and_an_emoji_arrives_byte_for_byte() {
     let id = s.create_org_record(name).await;
     let record = wait_for_record(&s.receiver, &id).await;
     assert_eq!(record["name"], name);
-    let request = s.receiver.received().into_iter().find(|r| r.records().iter().any(|(_, rec)| hub_id(rec) == id)).unwrap();
+    let request =
+        s.receiver.received().into_iter().find(|r| r.records().iter().any(|(_, rec)| hub_id(rec) == id)).unwrap();
     let raw = name.as_bytes();
-    assert!(request.body.windows(raw.len()).any(|w| w == raw), "the UTF-8 bytes of the name, unescaped, in {:?}", String::from_utf8_lossy(&request.body));
+    assert!(
+        request.body.windows(raw.len()).any(|w| w == raw),
+        "the UTF-8 bytes of the name, unescaped, in {:?}",
+        String::from_utf8_lossy(&request.body)
+    );
 }
 
 #[tokio::test]

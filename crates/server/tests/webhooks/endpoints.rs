@@ -31,7 +31,10 @@ async fn a_410_disables_the_endpoint_and_re_enabling_resumes_where_it_stopped() 
     s.receiver.script(&[410]);
     let before = s.create_org_record("Refused with 410").await;
     let refused = wait_for_requests(&s.receiver, 1).await;
-    let disabled = eventually(SOON, || async { Some(app_info(&s.hub, &s.reader).await).filter(|a| !a["endpoint_disabled"].is_null()) }).await;
+    let disabled = eventually(SOON, || async {
+        Some(app_info(&s.hub, &s.reader).await).filter(|a| !a["endpoint_disabled"].is_null())
+    })
+    .await;
     assert!(disabled["endpoint_disabled"].as_str().unwrap().contains("410"), "{disabled}");
 
     let meanwhile = [s.create_org_record("Meanwhile 1").await, s.create_org_record("Meanwhile 2").await];
@@ -51,8 +54,13 @@ async fn a_410_disables_the_endpoint_and_re_enabling_resumes_where_it_stopped() 
     assert_eq!(ids, expected, "each change made meanwhile exactly once");
     assert!(app_info(&s.hub, &s.reader).await["endpoint_disabled"].is_null());
     let log = logged_attempts(&s.hub, &s.reader, &refused[0].webhook_id(), 2).await;
-    let summary: Vec<(i64, Option<&str>, Option<i64>)> = log.iter().map(|a| (a["attempt"].as_i64().unwrap(), a["outcome"].as_str(), a["status"].as_i64())).collect();
-    assert_eq!(summary, vec![(1, Some("gone"), Some(410)), (2, Some("delivered"), Some(200))], "the 410 counts as the first attempt");
+    let summary: Vec<(i64, Option<&str>, Option<i64>)> =
+        log.iter().map(|a| (a["attempt"].as_i64().unwrap(), a["outcome"].as_str(), a["status"].as_i64())).collect();
+    assert_eq!(
+        summary,
+        vec![(1, Some("gone"), Some(410)), (2, Some("delivered"), Some(200))],
+        "the 410 counts as the first attempt"
+    );
 }
 
 #[tokio::test]
@@ -86,7 +94,10 @@ async fn a_hanging_receiver_never_holds_up_another_apps_webhooks() {
     for i in 0..3 {
         let id = create(&hub, &writer, &group, "organizations", json!({ "name": format!("Org {i}") })).await;
         let written = Instant::now();
-        eventually(Duration::from_millis(1500), || async { healthy.records().iter().any(|(_, r)| hub_id(r) == id).then_some(()) }).await;
+        eventually(Duration::from_millis(1500), || async {
+            healthy.records().iter().any(|(_, r)| hub_id(r) == id).then_some(())
+        })
+        .await;
         assert!(written.elapsed() < Duration::from_millis(1500));
     }
     assert!(accepted.load(Ordering::SeqCst) >= 1, "the hanging endpoint was being tried meanwhile");

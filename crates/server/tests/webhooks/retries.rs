@@ -21,8 +21,10 @@ async fn a_500_then_200_sends_the_same_message_twice_and_the_log_shows_both_atte
     assert_no_more_requests(&s.receiver, 2).await;
 
     let log = logged_attempts(&s.hub, &s.reader, &received[0].webhook_id(), 2).await;
-    let summary: Vec<(i64, String, Option<i64>)> =
-        log.iter().map(|a| (a["attempt"].as_i64().unwrap(), a["outcome"].as_str().unwrap().to_string(), a["status"].as_i64())).collect();
+    let summary: Vec<(i64, String, Option<i64>)> = log
+        .iter()
+        .map(|a| (a["attempt"].as_i64().unwrap(), a["outcome"].as_str().unwrap().to_string(), a["status"].as_i64()))
+        .collect();
     assert_eq!(summary, vec![(1, "failed".into(), Some(500)), (2, "delivered".into(), Some(200))]);
     assert_eq!(log[0]["record_count"], 1);
 }
@@ -113,7 +115,10 @@ async fn exhausted_retries_make_a_dead_letter_the_cursor_moves_on_and_a_resend_s
     let resent = received[5].records();
     assert_eq!(resent.len(), 1);
     assert_eq!((hub_id(&resent[0].1), resent[0].1["version"].as_i64()), (id, Some(version)), "present state");
-    standardwebhooks::Webhook::new(&s.reader.webhook_secret).unwrap().verify(&received[5].body, &received[5].headers).unwrap();
+    standardwebhooks::Webhook::new(&s.reader.webhook_secret)
+        .unwrap()
+        .verify(&received[5].body, &received[5].headers)
+        .unwrap();
     let letter = dead_letters(&s.hub, &s.reader).await.into_iter().next().unwrap();
     assert!(!letter["resent_at"].is_null(), "{letter}");
 

@@ -52,7 +52,8 @@ impl Setup {
 
     /// Renames an organization record as the writer; answers its new version.
     pub async fn rename(&self, id: &str, name: &str) -> i64 {
-        let (status, body) = put(&self.hub, &self.writer, &self.writer_group, "organizations", id, json!({ "name": name })).await;
+        let (status, body) =
+            put(&self.hub, &self.writer, &self.writer_group, "organizations", id, json!({ "name": name })).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["organizations"]["version"].as_i64().expect("version")
     }
@@ -65,7 +66,14 @@ pub async fn create(hub: &TestApp, app: &AppCreds, group: &str, entity: &str, re
     body[entity]["id"].as_str().expect("id").to_string()
 }
 
-pub async fn put(hub: &TestApp, app: &AppCreds, group: &str, entity: &str, id: &str, record: Value) -> (StatusCode, Value) {
+pub async fn put(
+    hub: &TestApp,
+    app: &AppCreds,
+    group: &str,
+    entity: &str,
+    id: &str,
+    record: Value,
+) -> (StatusCode, Value) {
     let path = format!("/api/v2/{group}/{entity}/{id}");
     let response = hub.api(app, Method::PUT, &path).json(&json!({ entity: record })).send().await.unwrap();
     let status = response.status();
@@ -92,13 +100,22 @@ pub fn hub_id(record: &Value) -> String {
 
 /// Every version of record `id` the receiver got, in the order it got them.
 pub fn versions_of(receiver: &Receiver, id: &str) -> Vec<i64> {
-    receiver.records().iter().filter(|(_, r)| hub_id(r) == id).map(|(_, r)| r["version"].as_i64().expect("version")).collect()
+    receiver
+        .records()
+        .iter()
+        .filter(|(_, r)| hub_id(r) == id)
+        .map(|(_, r)| r["version"].as_i64().expect("version"))
+        .collect()
 }
 
 /// Waits until the receiver got record `id` in a version at least `version`; answers it.
 pub async fn wait_for_version(receiver: &Receiver, id: &str, version: i64) -> Value {
     eventually(SOON, || async {
-        receiver.records().into_iter().map(|(_, r)| r).find(|r| hub_id(r) == id && r["version"].as_i64() >= Some(version))
+        receiver
+            .records()
+            .into_iter()
+            .map(|(_, r)| r)
+            .find(|r| hub_id(r) == id && r["version"].as_i64() >= Some(version))
     })
     .await
 }
@@ -138,7 +155,8 @@ pub async fn deliveries(hub: &TestApp, app: &AppCreds) -> Vec<Value> {
 
 /// The log entries of one message, oldest attempt first.
 pub async fn attempts_of(hub: &TestApp, app: &AppCreds, webhook_id: &str) -> Vec<Value> {
-    let mut found: Vec<Value> = deliveries(hub, app).await.into_iter().filter(|d| d["webhook_id"] == webhook_id).collect();
+    let mut found: Vec<Value> =
+        deliveries(hub, app).await.into_iter().filter(|d| d["webhook_id"] == webhook_id).collect();
     found.sort_by_key(|d| d["attempt"].as_i64());
     found
 }

@@ -18,10 +18,7 @@ use serde_json::{json, Map, Value};
 pub const PROVIDER: &str = "store";
 
 /// The sample database, built into the binary so the demo needs no files.
-const CHINOOK: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../examples/chinook.json"
-));
+const CHINOOK: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/chinook.json"));
 
 /// Records to import, entity by entity in an order where references point
 /// backwards, and what the verification expects.
@@ -41,12 +38,7 @@ impl Plan {
 /// Maps the built-in Chinook database.
 pub fn plan() -> anyhow::Result<Plan> {
     let db: Value = serde_json::from_str(CHINOOK).context("reading the built-in chinook.json")?;
-    let table = |name: &str| {
-        db.get(name)
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-    };
+    let table = |name: &str| db.get(name).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
 
     let customers = table("customers");
     let names = Names::new(table("albums"), table("artists"), table("genres"));
@@ -54,23 +46,11 @@ pub fn plan() -> anyhow::Result<Plan> {
     let entities = vec![
         ("organizations", organizations(customers)),
         ("people", customers.iter().map(person).collect()),
-        (
-            "employees",
-            table("employees").iter().map(employee).collect(),
-        ),
-        (
-            "items",
-            table("tracks")
-                .iter()
-                .map(|t| item(t, &names))
-                .collect::<anyhow::Result<_>>()?,
-        ),
+        ("employees", table("employees").iter().map(employee).collect()),
+        ("items", table("tracks").iter().map(|t| item(t, &names)).collect::<anyhow::Result<_>>()?),
         ("invoices", invoices),
     ];
-    Ok(Plan {
-        entities,
-        invoice_totals,
-    })
+    Ok(Plan { entities, invoice_totals })
 }
 
 /// `[{"provider": "store", "id": ...}]`: an id or a reference in the store's terms.
@@ -133,8 +113,7 @@ fn employee(e: &Value) -> Value {
 }
 
 fn item(track: &Value, names: &Names) -> anyhow::Result<Value> {
-    let price =
-        decimal(&track["unit_price"]).with_context(|| format!("price of track {}", track["id"]))?;
+    let price = decimal(&track["unit_price"]).with_context(|| format!("price of track {}", track["id"]))?;
     Ok(compact(json!({
         "id": store_id(format!("track:{}", track["id"])),
         "code": track["id"].to_string(),
@@ -146,24 +125,16 @@ fn item(track: &Value, names: &Names) -> anyhow::Result<Value> {
 }
 
 /// Invoices with their lines, and Chinook's total of each.
-fn invoices(
-    invoices: &[Value],
-    lines: &[Value],
-) -> anyhow::Result<(Vec<Value>, BTreeMap<String, Decimal>)> {
+fn invoices(invoices: &[Value], lines: &[Value]) -> anyhow::Result<(Vec<Value>, BTreeMap<String, Decimal>)> {
     let mut by_invoice: HashMap<String, Vec<&Value>> = HashMap::new();
     for line in lines {
-        by_invoice
-            .entry(line["invoice"].to_string())
-            .or_default()
-            .push(line);
+        by_invoice.entry(line["invoice"].to_string()).or_default().push(line);
     }
     let mut records = Vec::with_capacity(invoices.len());
     let mut totals = BTreeMap::new();
     for invoice in invoices {
         let id = format!("invoice:{}", invoice["id"]);
-        let lines = by_invoice
-            .remove(&invoice["id"].to_string())
-            .unwrap_or_default();
+        let lines = by_invoice.remove(&invoice["id"].to_string()).unwrap_or_default();
         let total = decimal(&invoice["total"]).with_context(|| format!("total of {id}"))?;
         records.push(invoice_record(&id, invoice, &lines)?);
         totals.insert(id, total);
@@ -173,11 +144,8 @@ fn invoices(
 
 /// An invoice without `amount`: the hub computes it from the lines.
 fn invoice_record(id: &str, invoice: &Value, lines: &[&Value]) -> anyhow::Result<Value> {
-    let lines = lines
-        .iter()
-        .enumerate()
-        .map(|(i, line)| invoice_line(i + 1, line))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let lines =
+        lines.iter().enumerate().map(|(i, line)| invoice_line(i + 1, line)).collect::<anyhow::Result<Vec<_>>>()?;
     Ok(compact(json!({
         "id": store_id(id),
         "type": "CUSTOMER",
@@ -226,51 +194,22 @@ struct Names {
 impl Names {
     fn new(albums: &[Value], artists: &[Value], genres: &[Value]) -> Self {
         let by_id = |rows: &[Value], field: &str| -> HashMap<String, String> {
-            rows.iter()
-                .map(|r| {
-                    (
-                        r["id"].to_string(),
-                        r[field].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
+            rows.iter().map(|r| (r["id"].to_string(), r[field].as_str().unwrap_or_default().to_string())).collect()
         };
         let albums = albums
             .iter()
             .map(|a| {
-                (
-                    a["id"].to_string(),
-                    (
-                        a["title"].as_str().unwrap_or_default().to_string(),
-                        a["artist"].to_string(),
-                    ),
-                )
+                (a["id"].to_string(), (a["title"].as_str().unwrap_or_default().to_string(), a["artist"].to_string()))
             })
             .collect();
-        Self {
-            albums,
-            artists: by_id(artists, "name"),
-            genres: by_id(genres, "name"),
-        }
+        Self { albums, artists: by_id(artists, "name"), genres: by_id(genres, "name") }
     }
 
     /// "Album, by Artist (Genre)".
     fn describe(&self, track: &Value) -> String {
-        let (album, artist) = self
-            .albums
-            .get(&track["album"].to_string())
-            .cloned()
-            .unwrap_or_default();
-        let artist = self
-            .artists
-            .get(&artist)
-            .map(String::as_str)
-            .unwrap_or("unknown artist");
-        let genre = self
-            .genres
-            .get(&track["genre"].to_string())
-            .map(String::as_str)
-            .unwrap_or("unknown genre");
+        let (album, artist) = self.albums.get(&track["album"].to_string()).cloned().unwrap_or_default();
+        let artist = self.artists.get(&artist).map(String::as_str).unwrap_or("unknown artist");
+        let genre = self.genres.get(&track["genre"].to_string()).map(String::as_str).unwrap_or("unknown genre");
         format!("{album}, by {artist} ({genre})")
     }
 }
@@ -325,31 +264,18 @@ mod tests {
     fn prices_keep_their_decimal_text() {
         let price: Value = serde_json::from_str("0.99").expect("json");
         assert_eq!(money(decimal(&price).expect("decimal")).to_string(), "0.99");
-        assert_eq!(
-            money(Decimal::from(3) * Decimal::new(99, 2)).to_string(),
-            "2.97"
-        );
+        assert_eq!(money(Decimal::from(3) * Decimal::new(99, 2)).to_string(), "2.97");
     }
 
     #[test]
     fn the_planned_lines_add_up_to_chinook_totals() {
         let plan = plan().expect("plan");
         assert_eq!(plan.len(), 10 + 59 + 8 + 3503 + 412);
-        let (_, invoices) = plan
-            .entities
-            .iter()
-            .find(|(e, _)| *e == "invoices")
-            .expect("invoices");
+        let (_, invoices) = plan.entities.iter().find(|(e, _)| *e == "invoices").expect("invoices");
         for invoice in invoices {
-            let id = invoice
-                .pointer("/id/0/id")
-                .and_then(Value::as_str)
-                .expect("store id");
+            let id = invoice.pointer("/id/0/id").and_then(Value::as_str).expect("store id");
             let lines = invoice["lines"].as_array().expect("lines");
-            let sum: Decimal = lines
-                .iter()
-                .map(|l| decimal(&l["total_price"]["total_amount"]).expect("total"))
-                .sum();
+            let sum: Decimal = lines.iter().map(|l| decimal(&l["total_price"]["total_amount"]).expect("total")).sum();
             assert_eq!(sum, plan.invoice_totals[id], "{id}");
         }
     }

@@ -37,39 +37,22 @@ pub struct Hub {
 impl Hub {
     /// A client of the hub at `base` (`http://host:port`).
     pub fn new(base: String, admin_token: String) -> Self {
-        Self {
-            base,
-            client: reqwest::Client::new(),
-            admin_token,
-        }
+        Self { base, client: reqwest::Client::new(), admin_token }
     }
 
     /// Creates the organization and both apps, and installs them in it.
     /// `hook_url` is where "books" gets its webhooks.
     pub async fn set_up(&self, hook_url: &str) -> anyhow::Result<Platform> {
-        let org = self
-            .admin_post(
-                "/platform/v1/orgs",
-                json!({ "name": "Chinook Music Store" }),
-            )
-            .await?;
+        let org = self.admin_post("/platform/v1/orgs", json!({ "name": "Chinook Music Store" })).await?;
         let org = text(&org, "/org/id")?;
         let mut store = self.register("Chinook Store", "store", "rw", None).await?;
-        let mut books = self
-            .register("Books", "books", "rs", Some(hook_url))
-            .await?;
+        let mut books = self.register("Books", "books", "rs", Some(hook_url)).await?;
         store.group = self.install(&store.api_id, &org).await?;
         books.group = self.install(&books.api_id, &org).await?;
         Ok(Platform { org, store, books })
     }
 
-    async fn register(
-        &self,
-        name: &str,
-        provider: &str,
-        rights: &str,
-        url: Option<&str>,
-    ) -> anyhow::Result<AppCreds> {
+    async fn register(&self, name: &str, provider: &str, rights: &str, url: Option<&str>) -> anyhow::Result<AppCreds> {
         let entities: Vec<Value> = ENTITIES
             .iter()
             .map(|e| json!({ "entity": e, "read": true, "write": rights.contains('w'), "subscribe": rights.contains('s') }))
@@ -85,31 +68,18 @@ impl Hub {
     }
 
     async fn install(&self, app_id: &str, org: &str) -> anyhow::Result<String> {
-        let answer = self
-            .admin_post(
-                "/platform/v1/groups",
-                json!({ "app_id": app_id, "org_id": org }),
-            )
-            .await?;
+        let answer = self.admin_post("/platform/v1/groups", json!({ "app_id": app_id, "org_id": org })).await?;
         text(&answer, "/group/id")
     }
 
     async fn admin_post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        let request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.admin_token)
-            .json(&body);
+        let request = self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.admin_token).json(&body);
         send(request).await.with_context(|| format!("POST {path}"))
     }
 
     /// A request to the API as `app`, with external ids on.
     pub fn api(&self, app: &AppCreds, method: Method, url: &str) -> RequestBuilder {
-        let url = if url.starts_with("http") {
-            url.to_string()
-        } else {
-            format!("{}{url}", self.base)
-        };
+        let url = if url.starts_with("http") { url.to_string() } else { format!("{}{url}", self.base) };
         self.client
             .request(method, url)
             .basic_auth(&app.api_id, Some(&app.api_key))
@@ -130,8 +100,7 @@ async fn send(request: RequestBuilder) -> anyhow::Result<Value> {
     if !status.is_success() {
         bail!("{status}: {}", shorten(&body, 300));
     }
-    serde_json::from_str(&body)
-        .with_context(|| format!("the answer is not JSON: {}", shorten(&body, 100)))
+    serde_json::from_str(&body).with_context(|| format!("the answer is not JSON: {}", shorten(&body, 100)))
 }
 
 /// The string at JSON `pointer`, or an error naming it.

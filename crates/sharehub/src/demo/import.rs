@@ -53,29 +53,13 @@ pub async fn import(hub: &Hub, store: &AppCreds, plan: &Plan) -> anyhow::Result<
     Ok(imported)
 }
 
-async fn post_batch(
-    hub: &Hub,
-    store: &AppCreds,
-    entity: &str,
-    records: &[Value],
-) -> anyhow::Result<Vec<Value>> {
+async fn post_batch(hub: &Hub, store: &AppCreds, entity: &str, records: &[Value]) -> anyhow::Result<Vec<Value>> {
     let url = format!("/api/v2/{}/{entity}", store.group);
-    let ops: Vec<Value> = records
-        .iter()
-        .map(|r| json!({ "method": "post", "url": url, "params": { entity: r } }))
-        .collect();
-    let request = hub
-        .api(store, Method::POST, "/batch")
-        .json(&json!({ "sequential": true, "ops": ops }));
-    let answer = hub
-        .call(request)
-        .await
-        .with_context(|| format!("importing {entity}"))?;
-    let results = answer
-        .get("results")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let ops: Vec<Value> =
+        records.iter().map(|r| json!({ "method": "post", "url": url, "params": { entity: r } })).collect();
+    let request = hub.api(store, Method::POST, "/batch").json(&json!({ "sequential": true, "ops": ops }));
+    let answer = hub.call(request).await.with_context(|| format!("importing {entity}"))?;
+    let results = answer.get("results").and_then(Value::as_array).cloned().unwrap_or_default();
     anyhow::ensure!(
         results.len() == records.len(),
         "the batch answered {} results for {} ops",
@@ -96,14 +80,9 @@ fn tally(imported: &mut Imported, entity: &str, records: &[Value], results: &[Va
         }
         imported.errors += 1;
         if imported.first_errors.len() < ERRORS_KEPT {
-            let id = record
-                .pointer("/id/0/id")
-                .and_then(Value::as_str)
-                .unwrap_or("?");
+            let id = record.pointer("/id/0/id").and_then(Value::as_str).unwrap_or("?");
             let body = result.get("body").map(Value::to_string).unwrap_or_default();
-            imported
-                .first_errors
-                .push(format!("{entity} {id}: {status} {}", shorten(&body, 300)));
+            imported.first_errors.push(format!("{entity} {id}: {status} {}", shorten(&body, 300)));
         }
     }
     ok

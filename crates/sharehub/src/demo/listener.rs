@@ -67,9 +67,7 @@ pub struct Bound {
 
 /// Binds 127.0.0.1:0 for the receiver.
 pub async fn bind() -> anyhow::Result<Bound> {
-    let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the webhook listener")?;
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the webhook listener")?;
     let url = format!("http://{}/webhooks", socket.local_addr()?);
     Ok(Bound { url, socket })
 }
@@ -82,23 +80,15 @@ pub struct Listener {
 
 impl Bound {
     /// Serves webhooks for the app with these credentials.
-    pub fn serve(
-        self,
-        api_id: &str,
-        api_key: &str,
-        webhook_secret: &str,
-    ) -> anyhow::Result<Listener> {
-        let secret = WebhookSecret::parse(webhook_secret)
-            .context("the platform handed out a bad webhook secret")?;
+    pub fn serve(self, api_id: &str, api_key: &str, webhook_secret: &str) -> anyhow::Result<Listener> {
+        let secret = WebhookSecret::parse(webhook_secret).context("the platform handed out a bad webhook secret")?;
         let inner = Arc::new(Inner {
             secret,
             basic: format!("Basic {}", BASE64.encode(format!("{api_id}:{api_key}"))),
             tally: Mutex::new(Tally::default()),
             live: AtomicBool::new(false),
         });
-        let app = Router::new()
-            .route("/webhooks", post(receive))
-            .with_state(inner.clone());
+        let app = Router::new().route("/webhooks", post(receive)).with_state(inner.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(self.socket, app).await {
                 tracing::error!("the demo webhook listener stopped: {e}");
@@ -126,9 +116,7 @@ impl Listener {
         loop {
             let done = {
                 let tally = lock(&self.inner.tally);
-                expected
-                    .iter()
-                    .all(|(entity, n)| tally.distinct.get(*entity).map_or(0, HashSet::len) >= *n)
+                expected.iter().all(|(entity, n)| tally.distinct.get(*entity).map_or(0, HashSet::len) >= *n)
             };
             if done {
                 return true;
@@ -143,9 +131,7 @@ impl Listener {
 
 fn lock(tally: &Mutex<Tally>) -> MutexGuard<'_, Tally> {
     // A panic while counting leaves counts that are still worth printing.
-    tally
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    tally.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -178,16 +164,12 @@ fn check(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Result<String, &'st
     if header("authorization") != Some(inner.basic.as_str()) {
         return Err("wrong HTTP Basic credentials");
     }
-    let (Some(id), Some(timestamp), Some(signature)) = (
-        header(HEADER_ID),
-        header(HEADER_TIMESTAMP),
-        header(HEADER_SIGNATURE),
-    ) else {
+    let (Some(id), Some(timestamp), Some(signature)) =
+        (header(HEADER_ID), header(HEADER_TIMESTAMP), header(HEADER_SIGNATURE))
+    else {
         return Err("missing webhook-id, webhook-timestamp or webhook-signature");
     };
-    let timestamp: i64 = timestamp
-        .parse()
-        .map_err(|_| "webhook-timestamp is not unix seconds")?;
+    let timestamp: i64 = timestamp.parse().map_err(|_| "webhook-timestamp is not unix seconds")?;
     let now = jiff::Timestamp::now().as_second();
     if (now - timestamp).abs() > TOLERANCE_SECS {
         return Err("webhook-timestamp is too far from now");
@@ -217,8 +199,6 @@ fn count_records(tally: &mut Tally, body: &[u8]) -> String {
 /// The record's hub id: the `connec` entry of its id array.
 fn hub_id(record: &Value) -> Option<String> {
     let entries = record.get("id")?.as_array()?;
-    let entry = entries
-        .iter()
-        .find(|e| e.get("provider").and_then(Value::as_str) == Some("connec"))?;
+    let entry = entries.iter().find(|e| e.get("provider").and_then(Value::as_str) == Some("connec"))?;
     entry.get("id")?.as_str().map(str::to_string)
 }

@@ -49,11 +49,7 @@ pub async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
 
     let running = start_hub(config, args.bind).await?;
     let hub = Hub::new(format!("http://{}", running.addr), admin_token.clone());
-    println!(
-        "sharehub demo: hub on {} with {}",
-        hub.base,
-        args.db_file.display()
-    );
+    println!("sharehub demo: hub on {} with {}", hub.base, args.db_file.display());
 
     let outcome = run_steps(&hub, &plan, &admin_token).await;
     println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
@@ -66,10 +62,7 @@ pub async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
     };
 
     if !args.exit {
-        println!(
-            "Serving on {} until Ctrl-C; webhooks to \"books\" are printed as they come.",
-            hub.base
-        );
+        println!("Serving on {} until Ctrl-C; webhooks to \"books\" are printed as they come.", hub.base);
         listener.go_live();
         crate::cli::shutdown_signal().await;
     }
@@ -80,17 +73,10 @@ pub async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
 
 /// Platform set-up, import, webhooks, verification and the report. Answers
 /// the listener (to keep it serving) and whether every check passed.
-async fn run_steps(
-    hub: &Hub,
-    plan: &chinook::Plan,
-    admin_token: &str,
-) -> anyhow::Result<(listener::Listener, bool)> {
+async fn run_steps(hub: &Hub, plan: &chinook::Plan, admin_token: &str) -> anyhow::Result<(listener::Listener, bool)> {
     let bound = listener::bind().await?;
     let hook_url = bound.url.clone();
-    let platform = hub
-        .set_up(&hook_url)
-        .await
-        .context("setting up the platform")?;
+    let platform = hub.set_up(&hook_url).await.context("setting up the platform")?;
     let books = &platform.books;
     let listener = bound.serve(&books.api_id, &books.api_key, &books.webhook_secret)?;
     println!(
@@ -108,8 +94,7 @@ async fn run_steps(
     report::print_verified(&verified);
     report::print_try_it(hub, &platform, admin_token);
 
-    let passed =
-        imported.errors == 0 && imported.records() == plan.len() && complete && verified.ok();
+    let passed = imported.errors == 0 && imported.records() == plan.len() && complete && verified.ok();
     Ok((listener, passed))
 }
 
@@ -122,12 +107,7 @@ fn fresh_database(file: &Path) -> anyhow::Result<String> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(e).with_context(|| {
-                    format!(
-                        "removing the old demo database {}",
-                        Path::new(&path).display()
-                    )
-                })
+                return Err(e).with_context(|| format!("removing the old demo database {}", Path::new(&path).display()))
             }
         }
     }
@@ -141,14 +121,10 @@ async fn start_hub(config: Config, bind: SocketAddr) -> anyhow::Result<Running> 
         Ok(socket) => socket,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             let any = SocketAddr::new(bind.ip(), 0);
-            tokio::net::TcpListener::bind(any)
-                .await
-                .with_context(|| format!("binding {any}"))?
+            tokio::net::TcpListener::bind(any).await.with_context(|| format!("binding {any}"))?
         }
         Err(e) => return Err(e).with_context(|| format!("binding {bind}")),
     };
-    let store = sharehub_store::open(&config.database_url)
-        .await
-        .context("opening the demo database")?;
+    let store = sharehub_store::open(&config.database_url).await.context("opening the demo database")?;
     Ok(sharehub_server::start(config, store, socket).await?)
 }

@@ -33,31 +33,16 @@ impl Verified {
 
 /// Reads every invoice through the API (following `pagination.next`) and
 /// checks that its `amount` is the sum of its lines and Chinook's total.
-pub async fn verify(
-    hub: &Hub,
-    store: &AppCreds,
-    expected: &BTreeMap<String, Decimal>,
-) -> anyhow::Result<Verified> {
+pub async fn verify(hub: &Hub, store: &AppCreds, expected: &BTreeMap<String, Decimal>) -> anyhow::Result<Verified> {
     let mut seen = BTreeMap::new();
     let mut url = Some(format!("/api/v2/{}/invoices?$top={PAGE}", store.group));
     while let Some(next) = url {
-        let page = hub
-            .call(hub.api(store, Method::GET, &next))
-            .await
-            .context("reading invoices back")?;
-        for invoice in page
-            .get("invoices")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
+        let page = hub.call(hub.api(store, Method::GET, &next)).await.context("reading invoices back")?;
+        for invoice in page.get("invoices").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
             let id = store_id(invoice).unwrap_or_else(|| "(no store id)".into());
             seen.insert(id, totals(invoice));
         }
-        url = page
-            .pointer("/pagination/next")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        url = page.pointer("/pagination/next").and_then(Value::as_str).map(str::to_string);
     }
 
     let mut mismatches = Vec::new();
@@ -65,9 +50,9 @@ pub async fn verify(
         let problem = match seen.get(id) {
             None => Some("missing".to_string()),
             Some(Err(e)) => Some(e.clone()),
-            Some(Ok((amount, lines))) if amount != lines || amount != want => Some(format!(
-                "amount {amount}, lines sum to {lines}, Chinook says {want}"
-            )),
+            Some(Ok((amount, lines))) if amount != lines || amount != want => {
+                Some(format!("amount {amount}, lines sum to {lines}, Chinook says {want}"))
+            }
             Some(Ok(_)) => None,
         };
         mismatches.extend(problem.map(|p| format!("{id}: {p}")));
@@ -76,39 +61,26 @@ pub async fn verify(
     if extra > 0 {
         mismatches.push(format!("{extra} invoices the import did not write"));
     }
-    Ok(Verified {
-        invoices: seen.len(),
-        mismatches,
-    })
+    Ok(Verified { invoices: seen.len(), mismatches })
 }
 
 /// The store's own id of a record read with external ids on.
 fn store_id(record: &Value) -> Option<String> {
     let entries = record.get("id")?.as_array()?;
-    let entry = entries
-        .iter()
-        .find(|e| e.get("provider").and_then(Value::as_str) == Some(PROVIDER))?;
+    let entry = entries.iter().find(|e| e.get("provider").and_then(Value::as_str) == Some(PROVIDER))?;
     entry.get("id")?.as_str().map(str::to_string)
 }
 
 /// (`amount/total_amount`, sum of the lines' `total_price/total_amount`).
 fn totals(invoice: &Value) -> Result<(Decimal, Decimal), String> {
-    let amount = invoice
-        .pointer("/amount/total_amount")
-        .ok_or("no amount/total_amount")?;
+    let amount = invoice.pointer("/amount/total_amount").ok_or("no amount/total_amount")?;
     let amount = decimal(amount).map_err(|e| format!("amount/total_amount: {e}"))?;
     let mut sum = Decimal::ZERO;
-    for (i, line) in invoice
-        .get("lines")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
+    for (i, line) in
+        invoice.get("lines").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default().iter().enumerate()
     {
-        let total = line
-            .pointer("/total_price/total_amount")
-            .ok_or(format!("line {i} has no total_price/total_amount"))?;
+        let total =
+            line.pointer("/total_price/total_amount").ok_or(format!("line {i} has no total_price/total_amount"))?;
         sum += decimal(total).map_err(|e| format!("line {i}: {e}"))?;
     }
     Ok((amount, sum))
@@ -117,10 +89,7 @@ fn totals(invoice: &Value) -> Result<(Decimal, Decimal), String> {
 /// The import: records per entity, speed, errors.
 pub fn print_import(imported: &Imported) {
     let secs = imported.took.as_secs_f64().max(0.001);
-    println!(
-        "\nImported through POST /batch as \"store\" ({} calls, external ids on):",
-        imported.batches
-    );
+    println!("\nImported through POST /batch as \"store\" ({} calls, external ids on):", imported.batches);
     for (entity, n) in &imported.counts {
         println!("  {entity:<14} {n:>6}");
     }
@@ -139,17 +108,12 @@ pub fn print_import(imported: &Imported) {
 
 /// What "books" received by webhook.
 pub fn print_webhooks(tally: &Tally, complete: bool, expected: usize) {
-    println!(
-        "\nWebhooks received by \"books\" (HTTP Basic and Standard Webhooks signature checked):"
-    );
+    println!("\nWebhooks received by \"books\" (HTTP Basic and Standard Webhooks signature checked):");
     for (entity, n) in &tally.records {
         println!("  {entity:<14} {n:>6}");
     }
-    let signatures = if tally.refused == 0 {
-        "all signatures valid".to_string()
-    } else {
-        format!("{} REFUSED", tally.refused)
-    };
+    let signatures =
+        if tally.refused == 0 { "all signatures valid".to_string() } else { format!("{} REFUSED", tally.refused) };
     println!(
         "  {} POSTs, {} records ({} distinct of {expected} imported), {} replays dropped, {signatures}",
         tally.posts,
@@ -166,17 +130,10 @@ pub fn print_webhooks(tally: &Tally, complete: bool, expected: usize) {
 pub fn print_verified(verified: &Verified) {
     println!("\nVerify (every invoice read back with GET, following pagination.next):");
     if verified.ok() {
-        println!(
-            "  {} invoices: totals match their lines to the cent",
-            verified.invoices
-        );
+        println!("  {} invoices: totals match their lines to the cent", verified.invoices);
         return;
     }
-    println!(
-        "  {} invoices read, {} MISMATCHES:",
-        verified.invoices,
-        verified.mismatches.len()
-    );
+    println!("  {} invoices read, {} MISMATCHES:", verified.invoices, verified.mismatches.len());
     for m in verified.mismatches.iter().take(MISMATCHES_KEPT) {
         println!("  ! {m}");
     }
@@ -187,21 +144,13 @@ pub fn print_try_it(hub: &Hub, platform: &Platform, admin_token: &str) {
     let store = &platform.store;
     let api = format!("{}/api/v2/{}", hub.base, store.group);
     let auth = format!("{}:{}", store.api_id, store.api_key);
-    println!(
-        "\nTry it (organization {}, \"store\" app {}, group {}):",
-        platform.org, store.api_id, store.group
-    );
+    println!("\nTry it (organization {}, \"store\" app {}, group {}):", platform.org, store.api_id, store.group);
     println!("  curl -u {auth} '{api}/people?$top=5'");
     println!("  curl -u {auth} '{api}/invoices?$top=1&$orderby=transaction_date%20DESC'");
-    println!(
-        "  curl -u {auth} -H 'CONNEC-EXTERNAL-IDS: true' '{api}/items?$filter=code%20eq%20%271%27'"
-    );
+    println!("  curl -u {auth} -H 'CONNEC-EXTERNAL-IDS: true' '{api}/items?$filter=code%20eq%20%271%27'");
     println!("  curl -u {auth} '{api}/changes?limit=3'");
     println!(
         "  curl -u {auth} -H 'content-type: application/json' -d '{{\"people\":{{\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}}}}' '{api}/people'"
     );
-    println!(
-        "  curl -H 'authorization: Bearer {admin_token}' {}/platform/v1/apps",
-        hub.base
-    );
+    println!("  curl -H 'authorization: Bearer {admin_token}' {}/platform/v1/apps", hub.base);
 }

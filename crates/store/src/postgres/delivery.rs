@@ -20,8 +20,7 @@ const DEAD_LETTER_COLUMNS: &str =
     "webhook_id, app_id, body, records, record_count, attempts, last_error, created_at, resent_at";
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Invalid(format!("delivery state does not serialize: {e}")))
+    serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("delivery state does not serialize: {e}")))
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
@@ -29,28 +28,22 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
 }
 
 /// Moves cursors forward only: a late or repeated move never goes back.
-async fn move_cursors(
-    conn: &mut PgConnection,
-    app_id: &str,
-    moves: &[CursorMove],
-) -> Result<(), StoreError> {
+async fn move_cursors(conn: &mut PgConnection, app_id: &str, moves: &[CursorMove]) -> Result<(), StoreError> {
     for m in moves {
-        sqlx::query("UPDATE delivery_cursors SET delivered_seq = GREATEST(delivered_seq, $1) WHERE app_id = $2 AND org_id = $3")
-            .bind(m.to_seq)
-            .bind(app_id)
-            .bind(&m.org_id)
-            .execute(&mut *conn)
-            .await
-            .context("moving a delivery cursor")?;
+        sqlx::query(
+            "UPDATE delivery_cursors SET delivered_seq = GREATEST(delivered_seq, $1) WHERE app_id = $2 AND org_id = $3",
+        )
+        .bind(m.to_seq)
+        .bind(app_id)
+        .bind(&m.org_id)
+        .execute(&mut *conn)
+        .await
+        .context("moving a delivery cursor")?;
     }
     Ok(())
 }
 
-async fn insert_attempt(
-    conn: &mut PgConnection,
-    app_id: &str,
-    a: &DeliveryAttempt,
-) -> Result<(), StoreError> {
+async fn insert_attempt(conn: &mut PgConnection, app_id: &str, a: &DeliveryAttempt) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO delivery_attempts (app_id, webhook_id, attempt, at, status, outcome, error, duration_ms, record_count) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -125,42 +118,29 @@ fn attempt_from_row(r: &PgRow) -> Result<DeliveryAttempt, StoreError> {
 }
 
 impl PgStore {
-    pub(crate) async fn cursors_impl(
-        &self,
-        app_id: &str,
-    ) -> Result<HashMap<String, i64>, StoreError> {
+    pub(crate) async fn cursors_impl(&self, app_id: &str) -> Result<HashMap<String, i64>, StoreError> {
         let mut tx = self.begin_app(app_id).await?;
-        let rows =
-            sqlx::query("SELECT org_id, delivered_seq FROM delivery_cursors WHERE app_id = $1")
-                .bind(app_id)
-                .fetch_all(&mut *tx)
-                .await
-                .context("reading delivery cursors")?;
+        let rows = sqlx::query("SELECT org_id, delivered_seq FROM delivery_cursors WHERE app_id = $1")
+            .bind(app_id)
+            .fetch_all(&mut *tx)
+            .await
+            .context("reading delivery cursors")?;
         finish(tx).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    pub(crate) async fn advance_cursors_impl(
-        &self,
-        app_id: &str,
-        moves: &[CursorMove],
-    ) -> Result<(), StoreError> {
+    pub(crate) async fn advance_cursors_impl(&self, app_id: &str, moves: &[CursorMove]) -> Result<(), StoreError> {
         let mut tx = self.begin_app(app_id).await?;
         move_cursors(&mut tx, app_id, moves).await?;
         tx.commit().await.context("moving delivery cursors")
     }
 
-    pub(crate) async fn pending_batch_impl(
-        &self,
-        app_id: &str,
-    ) -> Result<Option<PendingBatch>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {BATCH_COLUMNS} FROM pending_batches WHERE app_id = $1"
-        ))
-        .bind(app_id)
-        .fetch_optional(&self.pool)
-        .await
-        .context("reading a pending batch")?;
+    pub(crate) async fn pending_batch_impl(&self, app_id: &str) -> Result<Option<PendingBatch>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {BATCH_COLUMNS} FROM pending_batches WHERE app_id = $1"))
+            .bind(app_id)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading a pending batch")?;
         row.as_ref().map(batch_from_row).transpose()
     }
 
@@ -223,11 +203,7 @@ impl PgStore {
         tx.commit().await.context("burying a batch")
     }
 
-    pub(crate) async fn delivery_log_impl(
-        &self,
-        app_id: &str,
-        limit: u32,
-    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+    pub(crate) async fn delivery_log_impl(&self, app_id: &str, limit: u32) -> Result<Vec<DeliveryAttempt>, StoreError> {
         let rows = sqlx::query(
             "SELECT webhook_id, attempt, at, status, outcome, error, duration_ms, record_count FROM delivery_attempts \
              WHERE app_id = $1 ORDER BY id DESC LIMIT $2",
@@ -240,15 +216,14 @@ impl PgStore {
         rows.iter().map(attempt_from_row).collect()
     }
 
-    pub(crate) async fn dead_letters_impl(
-        &self,
-        app_id: &str,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE app_id = $1 ORDER BY created_at DESC"))
-            .bind(app_id)
-            .fetch_all(&self.pool)
-            .await
-            .context("listing dead letters")?;
+    pub(crate) async fn dead_letters_impl(&self, app_id: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE app_id = $1 ORDER BY created_at DESC"
+        ))
+        .bind(app_id)
+        .fetch_all(&self.pool)
+        .await
+        .context("listing dead letters")?;
         rows.iter().map(dead_letter_from_row).collect()
     }
 
@@ -268,27 +243,21 @@ impl PgStore {
         row.as_ref().map(dead_letter_from_row).transpose()
     }
 
-    pub(crate) async fn request_resend_impl(
-        &self,
-        app_id: &str,
-        webhook_id: &str,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE dead_letters SET resend_requested_at = $1 WHERE app_id = $2 AND webhook_id = $3")
-            .bind(jiff::Timestamp::now().as_microsecond())
-            .bind(app_id)
-            .bind(webhook_id)
-            .execute(&self.pool)
-            .await
-            .context("requesting a resend")?;
+    pub(crate) async fn request_resend_impl(&self, app_id: &str, webhook_id: &str) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE dead_letters SET resend_requested_at = $1 WHERE app_id = $2 AND webhook_id = $3")
+                .bind(jiff::Timestamp::now().as_microsecond())
+                .bind(app_id)
+                .bind(webhook_id)
+                .execute(&self.pool)
+                .await
+                .context("requesting a resend")?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Takes the oldest request in one statement; `SKIP LOCKED` lets two
     /// processes take two different requests instead of one twice.
-    pub(crate) async fn take_resend_request_impl(
-        &self,
-        app_id: &str,
-    ) -> Result<Option<DeadLetter>, StoreError> {
+    pub(crate) async fn take_resend_request_impl(&self, app_id: &str) -> Result<Option<DeadLetter>, StoreError> {
         let row = sqlx::query(&format!(
             "UPDATE dead_letters SET resend_requested_at = NULL, resent_at = $2 WHERE webhook_id = ( \
                SELECT webhook_id FROM dead_letters WHERE app_id = $1 AND resend_requested_at IS NOT NULL \
@@ -322,12 +291,14 @@ impl PgStore {
         app_id: &str,
         key: &str,
     ) -> Result<Option<SavedResponse>, StoreError> {
-        let row = sqlx::query("SELECT fingerprint, status, body, created_at FROM idempotency_keys WHERE app_id = $1 AND key = $2")
-            .bind(app_id)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .context("reading an idempotency key")?;
+        let row = sqlx::query(
+            "SELECT fingerprint, status, body, created_at FROM idempotency_keys WHERE app_id = $1 AND key = $2",
+        )
+        .bind(app_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .context("reading an idempotency key")?;
         let Some(r) = row else { return Ok(None) };
         Ok(Some(SavedResponse {
             fingerprint: r.try_get(0).map_err(corrupt)?,

@@ -68,30 +68,19 @@ impl PgStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = connect(url).await?;
         if migrations_pending(&pool).await? {
-            MIGRATOR
-                .run(&pool)
-                .await
-                .map_err(|e| StoreError::Invalid(format!("migrating the database: {e}")))?;
+            MIGRATOR.run(&pool).await.map_err(|e| StoreError::Invalid(format!("migrating the database: {e}")))?;
         }
 
         let (commits_tx, commits) = watch::channel(0);
         notify::listen(pool.clone(), commits_tx.clone());
-        Ok(Self {
-            pool,
-            commits_tx,
-            commits,
-            platform: watch::Sender::new(0),
-        })
+        Ok(Self { pool, commits_tx, commits, platform: watch::Sender::new(0) })
     }
 
     /// Applies migrations and closes: `sharehub migrate`, run as the role
     /// that owns the tables.
     pub async fn migrate(url: &str) -> Result<(), StoreError> {
         let pool = connect(url).await?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Invalid(format!("migrating the database: {e}")))?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Invalid(format!("migrating the database: {e}")))?;
         pool.close().await;
         Ok(())
     }
@@ -147,23 +136,16 @@ async fn migrations_pending(pool: &PgPool) -> Result<bool, StoreError> {
     if table.is_none() {
         return Ok(true);
     }
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(pool)
-            .await
-            .context("checking migrations")?;
-    Ok(MIGRATOR
-        .iter()
-        .any(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version)))
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(pool)
+        .await
+        .context("checking migrations")?;
+    Ok(MIGRATOR.iter().any(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version)))
 }
 
 /// Names the organization (or app) the row-level policies let this
 /// transaction see; undone when the transaction ends.
-async fn set_scope(
-    conn: &mut PgConnection,
-    key: &'static str,
-    value: &str,
-) -> Result<(), StoreError> {
+async fn set_scope(conn: &mut PgConnection, key: &'static str, value: &str) -> Result<(), StoreError> {
     sqlx::query("SELECT set_config($1, $2, true)")
         .bind(key)
         .bind(value)
@@ -186,11 +168,7 @@ impl Store for PgStore {
     async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
         self.list_orgs_impl().await
     }
-    async fn create_app(
-        &self,
-        app: NewApp,
-        webhook_secret: String,
-    ) -> Result<(App, AppSecrets), StoreError> {
+    async fn create_app(&self, app: NewApp, webhook_secret: String) -> Result<(App, AppSecrets), StoreError> {
         self.platform_changed(self.create_app_impl(app, webhook_secret).await)
     }
     async fn update_app(&self, app_id: &str, update: AppUpdate) -> Result<Option<App>, StoreError> {
@@ -207,19 +185,10 @@ impl Store for PgStore {
         let found = self.platform_changed(self.set_app_secret(app_id, "api_key", &key).await)?;
         Ok(found.then_some(key))
     }
-    async fn set_webhook_secret(
-        &self,
-        app_id: &str,
-        webhook_secret: String,
-    ) -> Result<bool, StoreError> {
+    async fn set_webhook_secret(&self, app_id: &str, webhook_secret: String) -> Result<bool, StoreError> {
         self.platform_changed(self.set_app_secret(app_id, "webhook_secret", &webhook_secret).await)
     }
-    async fn install(
-        &self,
-        app_id: &str,
-        org_id: &str,
-        realm: Option<&str>,
-    ) -> Result<Group, StoreError> {
+    async fn install(&self, app_id: &str, org_id: &str, realm: Option<&str>) -> Result<Group, StoreError> {
         self.platform_changed(self.install_impl(app_id, org_id, realm).await)
     }
     async fn get_group(&self, group_id: &str) -> Result<Option<Group>, StoreError> {
@@ -229,25 +198,13 @@ impl Store for PgStore {
         self.groups_of_app_impl(app_id).await
     }
 
-    async fn write(
-        &self,
-        ops: Vec<WriteOp>,
-    ) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
         self.write_impl(ops).await
     }
-    async fn get_record(
-        &self,
-        org_id: &str,
-        entity: &str,
-        id: Uuid,
-    ) -> Result<Option<StoredRecord>, StoreError> {
+    async fn get_record(&self, org_id: &str, entity: &str, id: Uuid) -> Result<Option<StoredRecord>, StoreError> {
         self.get_record_impl(org_id, entity, id).await
     }
-    async fn get_records(
-        &self,
-        org_id: &str,
-        ids: &[Uuid],
-    ) -> Result<Vec<StoredRecord>, StoreError> {
+    async fn get_records(&self, org_id: &str, ids: &[Uuid]) -> Result<Vec<StoredRecord>, StoreError> {
         self.get_records_impl(org_id, ids).await
     }
     async fn find_by_external_id(
@@ -258,50 +215,28 @@ impl Store for PgStore {
         realm: &str,
         external_id: &str,
     ) -> Result<Option<Uuid>, StoreError> {
-        self.find_by_external_id_impl(org_id, entity, app_id, realm, external_id)
-            .await
+        self.find_by_external_id_impl(org_id, entity, app_id, realm, external_id).await
     }
-    async fn find_singleton(
-        &self,
-        org_id: &str,
-        entity: &str,
-    ) -> Result<Option<StoredRecord>, StoreError> {
+    async fn find_singleton(&self, org_id: &str, entity: &str) -> Result<Option<StoredRecord>, StoreError> {
         self.find_singleton_impl(org_id, entity).await
     }
-    async fn list_records(
-        &self,
-        query: &ListQuery,
-    ) -> Result<(Vec<StoredRecord>, u64), StoreError> {
+    async fn list_records(&self, query: &ListQuery) -> Result<(Vec<StoredRecord>, u64), StoreError> {
         self.list_records_impl(query).await
     }
     async fn links(&self, org_id: &str, ids: &[Uuid]) -> Result<LinkMap, StoreError> {
         self.links_impl(org_id, ids).await
     }
-    async fn changes(
-        &self,
-        org_id: &str,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<Change>, StoreError> {
+    async fn changes(&self, org_id: &str, after: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
         self.changes_impl(org_id, after, limit).await
     }
     async fn last_seq(&self, org_id: &str) -> Result<i64, StoreError> {
         self.last_seq_impl(org_id).await
     }
 
-    async fn saved_response(
-        &self,
-        app_id: &str,
-        key: &str,
-    ) -> Result<Option<SavedResponse>, StoreError> {
+    async fn saved_response(&self, app_id: &str, key: &str) -> Result<Option<SavedResponse>, StoreError> {
         self.saved_response_impl(app_id, key).await
     }
-    async fn save_response(
-        &self,
-        app_id: &str,
-        key: &str,
-        response: &SavedResponse,
-    ) -> Result<(), StoreError> {
+    async fn save_response(&self, app_id: &str, key: &str, response: &SavedResponse) -> Result<(), StoreError> {
         self.save_response_impl(app_id, key, response).await
     }
 
@@ -328,21 +263,13 @@ impl Store for PgStore {
     async fn bury_batch(&self, batch: &PendingBatch) -> Result<(), StoreError> {
         self.bury_batch_impl(batch).await
     }
-    async fn delivery_log(
-        &self,
-        app_id: &str,
-        limit: u32,
-    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+    async fn delivery_log(&self, app_id: &str, limit: u32) -> Result<Vec<DeliveryAttempt>, StoreError> {
         self.delivery_log_impl(app_id, limit).await
     }
     async fn dead_letters(&self, app_id: &str) -> Result<Vec<DeadLetter>, StoreError> {
         self.dead_letters_impl(app_id).await
     }
-    async fn dead_letter(
-        &self,
-        app_id: &str,
-        webhook_id: &str,
-    ) -> Result<Option<DeadLetter>, StoreError> {
+    async fn dead_letter(&self, app_id: &str, webhook_id: &str) -> Result<Option<DeadLetter>, StoreError> {
         self.dead_letter_impl(app_id, webhook_id).await
     }
     async fn request_resend(&self, app_id: &str, webhook_id: &str) -> Result<bool, StoreError> {
@@ -351,11 +278,7 @@ impl Store for PgStore {
     async fn take_resend_request(&self, app_id: &str) -> Result<Option<DeadLetter>, StoreError> {
         self.take_resend_request_impl(app_id).await
     }
-    async fn set_endpoint_disabled(
-        &self,
-        app_id: &str,
-        reason: Option<&str>,
-    ) -> Result<(), StoreError> {
+    async fn set_endpoint_disabled(&self, app_id: &str, reason: Option<&str>) -> Result<(), StoreError> {
         self.platform_changed(self.set_endpoint_disabled_impl(app_id, reason).await)
     }
 

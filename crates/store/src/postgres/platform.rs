@@ -17,11 +17,7 @@ const APP_COLUMNS: &str =
 const GROUP_COLUMNS: &str = "id, app_id, org_id, realm, created_at";
 
 fn org_from_row(row: &PgRow) -> Result<Org, StoreError> {
-    Ok(Org {
-        id: row.get(0),
-        name: row.get(1),
-        created_at: timestamp(row.get(2))?,
-    })
+    Ok(Org { id: row.get(0), name: row.get(1), created_at: timestamp(row.get(2))? })
 }
 
 fn group_from_row(row: &PgRow) -> Result<Group, StoreError> {
@@ -36,11 +32,7 @@ fn group_from_row(row: &PgRow) -> Result<Group, StoreError> {
 
 impl PgStore {
     pub(crate) async fn create_org_impl(&self, name: &str) -> Result<Org, StoreError> {
-        let org = Org {
-            id: ids::new_org_id(),
-            name: name.to_string(),
-            created_at: jiff::Timestamp::now(),
-        };
+        let org = Org { id: ids::new_org_id(), name: name.to_string(), created_at: jiff::Timestamp::now() };
         sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&org.id)
             .bind(&org.name)
@@ -59,11 +51,7 @@ impl PgStore {
         rows.iter().map(org_from_row).collect()
     }
 
-    pub(crate) async fn create_app_impl(
-        &self,
-        new: NewApp,
-        secret: String,
-    ) -> Result<(App, AppSecrets), StoreError> {
+    pub(crate) async fn create_app_impl(&self, new: NewApp, secret: String) -> Result<(App, AppSecrets), StoreError> {
         let api_key = ids::new_api_key();
         let app = App {
             id: ids::new_app_id(),
@@ -77,43 +65,31 @@ impl PgStore {
             created_at: jiff::Timestamp::now(),
         };
         let mut tx = self.pool.begin().await.context("registering an app")?;
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        ))
-        .bind(&app.id)
-        .bind(&app.name)
-        .bind(&app.provider)
-        .bind(&app.api_key)
-        .bind(&app.webhook_secret)
-        .bind(&app.notification_url)
-        .bind(&app.endpoint_disabled)
-        .bind(app.created_at.as_microsecond())
-        .execute(&mut *tx)
-        .await;
+        let inserted =
+            sqlx::query(&format!("INSERT INTO apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+                .bind(&app.id)
+                .bind(&app.name)
+                .bind(&app.provider)
+                .bind(&app.api_key)
+                .bind(&app.webhook_secret)
+                .bind(&app.notification_url)
+                .bind(&app.endpoint_disabled)
+                .bind(app.created_at.as_microsecond())
+                .execute(&mut *tx)
+                .await;
         if let Err(sqlx::Error::Database(db)) = &inserted {
             if db.is_unique_violation() {
-                return Err(StoreError::Invalid(format!(
-                    "provider {:?} is already taken",
-                    app.provider
-                )));
+                return Err(StoreError::Invalid(format!("provider {:?} is already taken", app.provider)));
             }
         }
         inserted.context("registering an app")?;
         write_entities(&mut tx, &app.id, &app.entities).await?;
         tx.commit().await.context("registering an app")?;
-        let secrets = AppSecrets {
-            api_id: app.id.clone(),
-            api_key,
-            webhook_secret: secret,
-        };
+        let secrets = AppSecrets { api_id: app.id.clone(), api_key, webhook_secret: secret };
         Ok((app, secrets))
     }
 
-    pub(crate) async fn update_app_impl(
-        &self,
-        app_id: &str,
-        update: AppUpdate,
-    ) -> Result<Option<App>, StoreError> {
+    pub(crate) async fn update_app_impl(&self, app_id: &str, update: AppUpdate) -> Result<Option<App>, StoreError> {
         let Some(mut app) = self.get_app_impl(app_id).await? else {
             return Ok(None);
         };
@@ -159,12 +135,10 @@ impl PgStore {
     }
 
     pub(crate) async fn list_apps_impl(&self) -> Result<Vec<App>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .context("listing apps")?;
+        let rows = sqlx::query(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, id"))
+            .fetch_all(&self.pool)
+            .await
+            .context("listing apps")?;
         let mut apps = Vec::with_capacity(rows.len());
         for row in &rows {
             apps.push(self.app_from_row(row).await?);
@@ -174,14 +148,16 @@ impl PgStore {
 
     async fn app_from_row(&self, row: &PgRow) -> Result<App, StoreError> {
         let id: String = row.get(0);
-        let entities = sqlx::query("SELECT entity, can_read, can_write, subscribed FROM app_entities WHERE app_id = $1 ORDER BY entity")
-            .bind(&id)
-            .fetch_all(&self.pool)
-            .await
-            .context("loading an app's entities")?
-            .iter()
-            .map(|r| EntityAccess { entity: r.get(0), read: r.get(1), write: r.get(2), subscribe: r.get(3) })
-            .collect();
+        let entities = sqlx::query(
+            "SELECT entity, can_read, can_write, subscribed FROM app_entities WHERE app_id = $1 ORDER BY entity",
+        )
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await
+        .context("loading an app's entities")?
+        .iter()
+        .map(|r| EntityAccess { entity: r.get(0), read: r.get(1), write: r.get(2), subscribe: r.get(3) })
+        .collect();
         Ok(App {
             id,
             name: row.get(1),
@@ -218,9 +194,7 @@ impl PgStore {
         realm: Option<&str>,
     ) -> Result<Group, StoreError> {
         let group_id = ids::new_group_id();
-        let realm = realm
-            .map(str::to_string)
-            .unwrap_or_else(|| group_id.clone());
+        let realm = realm.map(str::to_string).unwrap_or_else(|| group_id.clone());
         let group = Group {
             id: group_id,
             app_id: app_id.to_string(),
@@ -246,37 +220,34 @@ impl PgStore {
     }
 
     pub(crate) async fn groups_of_app_impl(&self, app_id: &str) -> Result<Vec<Group>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {GROUP_COLUMNS} FROM groups WHERE app_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(app_id)
-        .fetch_all(&self.pool)
-        .await
-        .context("listing an app's groups")?;
+        let rows =
+            sqlx::query(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE app_id = $1 ORDER BY created_at, id"))
+                .bind(app_id)
+                .fetch_all(&self.pool)
+                .await
+                .context("listing an app's groups")?;
         rows.iter().map(group_from_row).collect()
     }
 }
 
-async fn write_entities(
-    conn: &mut PgConnection,
-    app_id: &str,
-    entities: &[EntityAccess],
-) -> Result<(), StoreError> {
+async fn write_entities(conn: &mut PgConnection, app_id: &str, entities: &[EntityAccess]) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM app_entities WHERE app_id = $1")
         .bind(app_id)
         .execute(&mut *conn)
         .await
         .context("updating an app's entities")?;
     for access in entities {
-        sqlx::query("INSERT INTO app_entities (app_id, entity, can_read, can_write, subscribed) VALUES ($1, $2, $3, $4, $5)")
-            .bind(app_id)
-            .bind(&access.entity)
-            .bind(access.read)
-            .bind(access.write)
-            .bind(access.subscribe)
-            .execute(&mut *conn)
-            .await
-            .context("updating an app's entities")?;
+        sqlx::query(
+            "INSERT INTO app_entities (app_id, entity, can_read, can_write, subscribed) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(app_id)
+        .bind(&access.entity)
+        .bind(access.read)
+        .bind(access.write)
+        .bind(access.subscribe)
+        .execute(&mut *conn)
+        .await
+        .context("updating an app's entities")?;
     }
     Ok(())
 }
@@ -299,14 +270,12 @@ async fn insert_group(conn: &mut PgConnection, group: Group) -> Result<Group, St
     .await
     .context("installing an app")?;
     if inserted.is_none() {
-        let row = sqlx::query(&format!(
-            "SELECT {GROUP_COLUMNS} FROM groups WHERE app_id = $1 AND org_id = $2"
-        ))
-        .bind(&group.app_id)
-        .bind(&group.org_id)
-        .fetch_one(&mut *conn)
-        .await
-        .context("looking for an installed app")?;
+        let row = sqlx::query(&format!("SELECT {GROUP_COLUMNS} FROM groups WHERE app_id = $1 AND org_id = $2"))
+            .bind(&group.app_id)
+            .bind(&group.org_id)
+            .fetch_one(&mut *conn)
+            .await
+            .context("looking for an installed app")?;
         return group_from_row(&row);
     }
     sqlx::query(
@@ -323,17 +292,15 @@ async fn insert_group(conn: &mut PgConnection, group: Group) -> Result<Group, St
 /// Refuses an installation of an unknown app or organization with a clear
 /// message rather than a foreign-key error.
 async fn check_installable(conn: &mut PgConnection, group: &Group) -> Result<(), StoreError> {
-    let known = sqlx::query("SELECT EXISTS (SELECT 1 FROM orgs WHERE id = $1), EXISTS (SELECT 1 FROM apps WHERE id = $2)")
-        .bind(&group.org_id)
-        .bind(&group.app_id)
-        .fetch_one(&mut *conn)
-        .await
-        .context("checking an installation")?;
+    let known =
+        sqlx::query("SELECT EXISTS (SELECT 1 FROM orgs WHERE id = $1), EXISTS (SELECT 1 FROM apps WHERE id = $2)")
+            .bind(&group.org_id)
+            .bind(&group.app_id)
+            .fetch_one(&mut *conn)
+            .await
+            .context("checking an installation")?;
     if !known.get::<bool, _>(0) {
-        return Err(StoreError::Invalid(format!(
-            "no organization {}",
-            group.org_id
-        )));
+        return Err(StoreError::Invalid(format!("no organization {}", group.org_id)));
     }
     if !known.get::<bool, _>(1) {
         return Err(StoreError::Invalid(format!("no app {}", group.app_id)));

@@ -23,9 +23,7 @@ impl PgStore {
         entity: &str,
         id: Uuid,
     ) -> Result<Option<StoredRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE org_id = $1 AND id = $2 AND entity = $3"
-        );
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE org_id = $1 AND id = $2 AND entity = $3");
         let mut tx = self.begin_org(org_id).await?;
         let row = sqlx::query(&sql)
             .bind(org_id)
@@ -38,21 +36,11 @@ impl PgStore {
         row.as_ref().map(record_from_row).transpose()
     }
 
-    pub(crate) async fn get_records_impl(
-        &self,
-        org_id: &str,
-        ids: &[Uuid],
-    ) -> Result<Vec<StoredRecord>, StoreError> {
+    pub(crate) async fn get_records_impl(&self, org_id: &str, ids: &[Uuid]) -> Result<Vec<StoredRecord>, StoreError> {
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        let sql =
-            format!("SELECT {RECORD_COLUMNS} FROM records WHERE org_id = $1 AND id = ANY($2)");
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE org_id = $1 AND id = ANY($2)");
         let mut tx = self.begin_org(org_id).await?;
-        let rows = sqlx::query(&sql)
-            .bind(org_id)
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await
-            .context("reading records")?;
+        let rows = sqlx::query(&sql).bind(org_id).bind(&ids).fetch_all(&mut *tx).await.context("reading records")?;
         finish(tx).await?;
         rows.iter().map(record_from_row).collect()
     }
@@ -86,7 +74,9 @@ impl PgStore {
         org_id: &str,
         entity: &str,
     ) -> Result<Option<StoredRecord>, StoreError> {
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE org_id = $1 AND entity = $2 ORDER BY created_at, id LIMIT 1");
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE org_id = $1 AND entity = $2 ORDER BY created_at, id LIMIT 1"
+        );
         let mut tx = self.begin_org(org_id).await?;
         let row = sqlx::query(&sql)
             .bind(org_id)
@@ -98,33 +88,24 @@ impl PgStore {
         row.as_ref().map(record_from_row).transpose()
     }
 
-    pub(crate) async fn list_records_impl(
-        &self,
-        q: &ListQuery,
-    ) -> Result<(Vec<StoredRecord>, u64), StoreError> {
+    pub(crate) async fn list_records_impl(&self, q: &ListQuery) -> Result<(Vec<StoredRecord>, u64), StoreError> {
         let (filter_sql, binds) = match &q.filter {
             // $1 and $2 are the organization and the entity.
             Some(expr) => {
-                let fragment = sql_filter::postgres_filter(expr, 3)
-                    .map_err(|e| StoreError::Invalid(e.message))?;
+                let fragment = sql_filter::postgres_filter(expr, 3).map_err(|e| StoreError::Invalid(e.message))?;
                 (format!(" AND ({})", fragment.sql), fragment.binds)
             }
             None => (String::new(), Vec::new()),
         };
-        let mut order = sql_filter::postgres_order_by(&q.order_by)
-            .map_err(|e| StoreError::Invalid(e.message))?;
+        let mut order = sql_filter::postgres_order_by(&q.order_by).map_err(|e| StoreError::Invalid(e.message))?;
         if !order.is_empty() {
             order.push_str(", ");
         }
         order.push_str("created_at, id");
 
-        let base =
-            format!("FROM records WHERE org_id = $1 AND entity = $2 AND NOT archived{filter_sql}");
+        let base = format!("FROM records WHERE org_id = $1 AND entity = $2 AND NOT archived{filter_sql}");
         let count_sql = format!("SELECT count(*) {base}");
-        let page_sql = format!(
-            "SELECT {RECORD_COLUMNS} {base} ORDER BY {order} LIMIT {} OFFSET {}",
-            q.top, q.skip
-        );
+        let page_sql = format!("SELECT {RECORD_COLUMNS} {base} ORDER BY {order} LIMIT {} OFFSET {}", q.top, q.skip);
 
         // Under READ COMMITTED a write committing between the two queries
         // can make the count and the page disagree by that write; paging
@@ -134,21 +115,15 @@ impl PgStore {
             .fetch_one(&mut *tx)
             .await
             .context("counting records")?;
-        let rows = sqlx::query_with(&page_sql, arguments(q, &binds)?)
-            .fetch_all(&mut *tx)
-            .await
-            .context("listing records")?;
+        let rows =
+            sqlx::query_with(&page_sql, arguments(q, &binds)?).fetch_all(&mut *tx).await.context("listing records")?;
         finish(tx).await?;
 
         let records = rows.iter().map(record_from_row).collect::<Result<_, _>>()?;
         Ok((records, u64::try_from(total).unwrap_or(0)))
     }
 
-    pub(crate) async fn links_impl(
-        &self,
-        org_id: &str,
-        ids: &[Uuid],
-    ) -> Result<LinkMap, StoreError> {
+    pub(crate) async fn links_impl(&self, org_id: &str, ids: &[Uuid]) -> Result<LinkMap, StoreError> {
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
         let mut tx = self.begin_org(org_id).await?;
         let rows = sqlx::query(
@@ -164,25 +139,13 @@ impl PgStore {
 
         let mut links: LinkMap = HashMap::new();
         for row in rows {
-            let link = Link {
-                provider: row.get(1),
-                realm: row.get(2),
-                id: row.get(3),
-            };
-            links
-                .entry(parse_uuid(row.get::<&str, _>(0))?)
-                .or_default()
-                .push(link);
+            let link = Link { provider: row.get(1), realm: row.get(2), id: row.get(3) };
+            links.entry(parse_uuid(row.get::<&str, _>(0))?).or_default().push(link);
         }
         Ok(links)
     }
 
-    pub(crate) async fn changes_impl(
-        &self,
-        org_id: &str,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<Change>, StoreError> {
+    pub(crate) async fn changes_impl(&self, org_id: &str, after: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
         let sql = format!("SELECT {CHANGE_COLUMNS} FROM changes WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
         let mut tx = self.begin_org(org_id).await?;
         let rows = sqlx::query(&sql)

@@ -88,24 +88,19 @@ impl WriteTx for PgConnection {
             }
             query = query.bind(value.to_string());
         }
-        let row = query
-            .fetch_optional(&mut *self)
-            .await
-            .context("matching a record")?;
+        let row = query.fetch_optional(&mut *self).await.context("matching a record")?;
         row.map(|r| parse_uuid(r.get::<&str, _>(0))).transpose()
     }
 
-    async fn find_singleton(
-        &mut self,
-        org_id: &str,
-        entity: &str,
-    ) -> Result<Option<Uuid>, StoreError> {
-        let id: Option<String> = sqlx::query_scalar("SELECT id FROM records WHERE org_id = $1 AND entity = $2 ORDER BY created_at, id LIMIT 1")
-            .bind(org_id)
-            .bind(entity)
-            .fetch_optional(&mut *self)
-            .await
-            .context("finding a singleton record")?;
+    async fn find_singleton(&mut self, org_id: &str, entity: &str) -> Result<Option<Uuid>, StoreError> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM records WHERE org_id = $1 AND entity = $2 ORDER BY created_at, id LIMIT 1",
+        )
+        .bind(org_id)
+        .bind(entity)
+        .fetch_optional(&mut *self)
+        .await
+        .context("finding a singleton record")?;
         id.as_deref().map(parse_uuid).transpose()
     }
 
@@ -144,21 +139,14 @@ impl WriteTx for PgConnection {
         Ok(())
     }
 
-    async fn log_change(
-        &mut self,
-        r: &StoredRecord,
-        origin_app: &str,
-        kind: ChangeKind,
-    ) -> Result<i64, StoreError> {
+    async fn log_change(&mut self, r: &StoredRecord, origin_app: &str, kind: ChangeKind) -> Result<i64, StoreError> {
         // The row is locked since the transaction began, so no other
         // transaction of this organization takes a seq before this one commits.
-        let seq: i64 = sqlx::query_scalar(
-            "UPDATE orgs SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-        )
-        .bind(&r.org_id)
-        .fetch_one(&mut *self)
-        .await
-        .context("numbering a change")?;
+        let seq: i64 = sqlx::query_scalar("UPDATE orgs SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
+            .bind(&r.org_id)
+            .fetch_one(&mut *self)
+            .await
+            .context("numbering a change")?;
         sqlx::query("INSERT INTO changes (org_id, seq, entity, record_id, version, origin_app, kind, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&r.org_id)
             .bind(seq)
@@ -179,8 +167,7 @@ impl WriteTx for PgConnection {
 /// bound in order after `$1` (org) and `$2` (entity). jsonb equality
 /// compares numbers as decimals and objects member by member.
 fn matching_sql(fields: &[(Vec<String>, Value)]) -> String {
-    let mut sql =
-        String::from("SELECT id FROM records WHERE org_id = $1 AND entity = $2 AND NOT archived");
+    let mut sql = String::from("SELECT id FROM records WHERE org_id = $1 AND entity = $2 AND NOT archived");
     let mut next = 3;
     for (keys, _) in fields {
         let mut path = String::new();

@@ -23,9 +23,7 @@ impl PgStore {
 
         let results = run_ops(&mut tx, ops).await?;
 
-        let changed = results
-            .iter()
-            .any(|r| matches!(r, Ok(WriteOutcome::Created(_) | WriteOutcome::Updated(_))));
+        let changed = results.iter().any(|r| matches!(r, Ok(WriteOutcome::Created(_) | WriteOutcome::Updated(_))));
         if changed {
             notify::send(&mut tx, &orgs).await?;
         }
@@ -65,23 +63,14 @@ async fn run_ops(
     for op in ops {
         // Set before the savepoint, so that rolling it back keeps the scope.
         set_scope(&mut *conn, "sharehub.org_id", &op.org_id).await?;
-        sqlx::query("SAVEPOINT op")
-            .execute(&mut *conn)
-            .await
-            .context("opening a savepoint")?;
+        sqlx::query("SAVEPOINT op").execute(&mut *conn).await.context("opening a savepoint")?;
 
         let result = write::apply(&mut *conn, op, jiff::Timestamp::now()).await?;
 
         if result.is_err() {
-            sqlx::query("ROLLBACK TO op")
-                .execute(&mut *conn)
-                .await
-                .context("rolling back a refused write")?;
+            sqlx::query("ROLLBACK TO op").execute(&mut *conn).await.context("rolling back a refused write")?;
         }
-        sqlx::query("RELEASE op")
-            .execute(&mut *conn)
-            .await
-            .context("releasing a savepoint")?;
+        sqlx::query("RELEASE op").execute(&mut *conn).await.context("releasing a savepoint")?;
         results.push(result);
     }
     Ok(results)

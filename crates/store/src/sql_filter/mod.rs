@@ -40,9 +40,7 @@ pub struct TranslateError {
 
 impl TranslateError {
     fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
+        Self { message: message.into() }
     }
 }
 

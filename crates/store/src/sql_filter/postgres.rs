@@ -20,14 +20,8 @@ use sqlx::query::Query;
 /// A boolean PostgreSQL expression selecting the records `expr` matches, to
 /// be ANDed into a `WHERE` clause. Values are bound to `$n` placeholders
 /// numbered from `first_placeholder` (the caller's own binds come first).
-pub fn postgres_filter(
-    expr: &Expr,
-    first_placeholder: usize,
-) -> Result<SqlFragment, TranslateError> {
-    let mut writer = Writer {
-        out: SqlFragment::default(),
-        next: first_placeholder,
-    };
+pub fn postgres_filter(expr: &Expr, first_placeholder: usize) -> Result<SqlFragment, TranslateError> {
+    let mut writer = Writer { out: SqlFragment::default(), next: first_placeholder };
     writer.expr(expr)?;
     Ok(writer.out)
 }
@@ -39,11 +33,7 @@ pub fn postgres_order_by(keys: &[OrderKey]) -> Result<String, TranslateError> {
     let terms: Result<Vec<String>, TranslateError> = keys
         .iter()
         .map(|key| {
-            let direction = if key.descending {
-                "DESC NULLS LAST"
-            } else {
-                "ASC NULLS FIRST"
-            };
+            let direction = if key.descending { "DESC NULLS LAST" } else { "ASC NULLS FIRST" };
             let value = match target(&key.field)? {
                 Target::Json(_) => jsonb_sql(&key.field),
                 other => column_sql(&other),
@@ -79,16 +69,9 @@ fn jsonb_sql(path: &FieldPath) -> String {
 
 /// The text of a JSON string at `path`, compared byte-wise.
 fn text_sql(path: &FieldPath) -> String {
-    let (last, parents) = path
-        .0
-        .split_last()
-        .map(|(l, p)| (l.as_str(), p))
-        .unwrap_or(("", &[]));
+    let (last, parents) = path.0.split_last().map(|(l, p)| (l.as_str(), p)).unwrap_or(("", &[]));
     let keys: Vec<String> = parents.iter().map(|k| format!(" -> '{k}'")).collect();
-    format!(
-        "((data::jsonb{} ->> '{last}') COLLATE \"C\")",
-        keys.concat()
-    )
+    format!("((data::jsonb{} ->> '{last}') COLLATE \"C\")", keys.concat())
 }
 
 /// The JSON type at `path`, with a missing key reading as `'null'`.
@@ -172,12 +155,7 @@ impl Writer {
         mark
     }
 
-    fn compare(
-        &mut self,
-        field: &FieldPath,
-        op: CmpOp,
-        literal: &Literal,
-    ) -> Result<(), TranslateError> {
+    fn compare(&mut self, field: &FieldPath, op: CmpOp, literal: &Literal) -> Result<(), TranslateError> {
         let target = target(field)?;
         if *literal == Literal::Null {
             self.out.sql.push_str(&null_compare(field, &target, op));
@@ -198,20 +176,12 @@ impl Writer {
             other => (false, operator_sql(other)),
         };
         let mark = self.placeholder(typed.bind);
-        let comparison = format!(
-            "{} {sql_op} {}",
-            typed.value,
-            typed.right.replace("{}", &mark)
-        );
+        let comparison = format!("{} {sql_op} {}", typed.value, typed.right.replace("{}", &mark));
         let condition = match typed.guard {
             Some(guard) => format!("({guard} AND {comparison})"),
             None => format!("({comparison})"),
         };
-        self.out.sql.push_str(&if negate {
-            format!("(NOT {condition})")
-        } else {
-            condition
-        });
+        self.out.sql.push_str(&if negate { format!("(NOT {condition})") } else { condition });
         Ok(())
     }
 
@@ -219,7 +189,9 @@ impl Writer {
     /// literal, as instants.
     fn timestamp(&mut self, column: &str, op: CmpOp, text: &str) -> Result<(), TranslateError> {
         let instant: jiff::Timestamp = text.parse().map_err(|e| {
-            TranslateError::new(format!("{column} must be compared with an RFC 3339 timestamp with an offset, not {text:?}: {e}"))
+            TranslateError::new(format!(
+                "{column} must be compared with an RFC 3339 timestamp with an offset, not {text:?}: {e}"
+            ))
         })?;
         let nanos = instant.as_nanosecond();
         let micros = i64::try_from(nanos.div_euclid(1000))
@@ -239,9 +211,7 @@ impl Writer {
             }
         };
         let mark = self.placeholder(SqlBind::Int(micros));
-        self.out
-            .sql
-            .push_str(&format!("({column} {sql_op} {mark})"));
+        self.out.sql.push_str(&format!("({column} {sql_op} {mark})"));
         Ok(())
     }
 }
@@ -256,10 +226,7 @@ fn null_compare(field: &FieldPath, target: &Target, op: CmpOp) -> String {
         }
         column => {
             let column = column_sql(column);
-            (
-                format!("({column} IS NULL)"),
-                format!("({column} IS NOT NULL)"),
-            )
+            (format!("({column} IS NULL)"), format!("({column} IS NOT NULL)"))
         }
     };
     match op {
@@ -271,18 +238,11 @@ fn null_compare(field: &FieldPath, target: &Target, op: CmpOp) -> String {
 
 /// The guarded comparison of the field with a non-null `literal`, or `None`
 /// when the field never holds a value of the literal's kind.
-fn typed_compare(
-    field: &FieldPath,
-    target: &Target,
-    literal: &Literal,
-) -> Result<Option<Typed>, TranslateError> {
+fn typed_compare(field: &FieldPath, target: &Target, literal: &Literal) -> Result<Option<Typed>, TranslateError> {
     let typed = match (target, literal) {
-        (Target::Id, Literal::String(text)) => Typed {
-            guard: None,
-            value: column_sql(target),
-            right: "{}",
-            bind: SqlBind::Text(text.clone()),
-        },
+        (Target::Id, Literal::String(text)) => {
+            Typed { guard: None, value: column_sql(target), right: "{}", bind: SqlBind::Text(text.clone()) }
+        }
         (Target::Version, Literal::Number(number)) => Typed {
             guard: None,
             value: column_sql(target),
@@ -343,37 +303,21 @@ mod tests {
             "(COALESCE(jsonb_typeof(data::jsonb -> 'email' -> 'address'), 'null') = 'string' \
              AND ((data::jsonb -> 'email' ->> 'address') COLLATE \"C\") = $3)"
         );
-        assert_eq!(
-            fragment.binds,
-            vec![SqlBind::Text("x'); DROP TABLE records; --".to_owned())]
-        );
+        assert_eq!(fragment.binds, vec![SqlBind::Text("x'); DROP TABLE records; --".to_owned())]);
     }
 
     #[test]
     fn meta_fields_use_columns_and_placeholders_count_up() {
         let fragment = sql("updated_at gt '2016-10-04T00:36:23Z' and version ge 2");
-        assert_eq!(
-            fragment.sql,
-            "((updated_at > $3) AND (version >= CAST($4 AS numeric)))"
-        );
-        assert_eq!(
-            fragment.binds,
-            vec![
-                SqlBind::Int(1_475_541_383_000_000),
-                SqlBind::Text("2".into())
-            ]
-        );
+        assert_eq!(fragment.sql, "((updated_at > $3) AND (version >= CAST($4 AS numeric)))");
+        assert_eq!(fragment.binds, vec![SqlBind::Int(1_475_541_383_000_000), SqlBind::Text("2".into())]);
         assert_eq!(sql("id eq 5").sql, "FALSE");
         assert_eq!(sql("id ne 5").sql, "TRUE");
     }
 
     #[test]
     fn bad_keys_are_errors() {
-        let bad = Expr::Compare {
-            field: FieldPath(vec!["a'b".to_owned()]),
-            op: CmpOp::Eq,
-            value: Literal::Null,
-        };
+        let bad = Expr::Compare { field: FieldPath(vec!["a'b".to_owned()]), op: CmpOp::Eq, value: Literal::Null };
         assert!(postgres_filter(&bad, 1).is_err());
     }
 

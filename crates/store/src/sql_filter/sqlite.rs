@@ -63,12 +63,7 @@ fn write_expr(out: &mut SqlFragment, expr: &Expr) -> Result<(), TranslateError> 
     }
 }
 
-fn write_binary(
-    out: &mut SqlFragment,
-    left: &Expr,
-    keyword: &str,
-    right: &Expr,
-) -> Result<(), TranslateError> {
+fn write_binary(out: &mut SqlFragment, left: &Expr, keyword: &str, right: &Expr) -> Result<(), TranslateError> {
     out.sql.push('(');
     write_expr(out, left)?;
     out.sql.push_str(&format!(" {keyword} "));
@@ -111,12 +106,7 @@ struct Typed {
     bind: SqlBind,
 }
 
-fn write_compare(
-    out: &mut SqlFragment,
-    field: &FieldPath,
-    op: CmpOp,
-    literal: &Literal,
-) -> Result<(), TranslateError> {
+fn write_compare(out: &mut SqlFragment, field: &FieldPath, op: CmpOp, literal: &Literal) -> Result<(), TranslateError> {
     let target = target(field)?;
     if *literal == Literal::Null {
         out.sql.push_str(&null_compare(&target, op));
@@ -141,11 +131,7 @@ fn write_compare(
         Some(guard) => format!("({guard} AND {comparison})"),
         None => format!("({comparison})"),
     };
-    out.sql.push_str(&if negate {
-        format!("(NOT {condition})")
-    } else {
-        condition
-    });
+    out.sql.push_str(&if negate { format!("(NOT {condition})") } else { condition });
     out.binds.push(typed.bind);
     Ok(())
 }
@@ -160,10 +146,7 @@ fn null_compare(target: &Target, op: CmpOp) -> String {
         }
         column => {
             let column = value_sql(column);
-            (
-                format!("({column} IS NULL)"),
-                format!("({column} IS NOT NULL)"),
-            )
+            (format!("({column} IS NULL)"), format!("({column} IS NOT NULL)"))
         }
     };
     match op {
@@ -177,16 +160,12 @@ fn null_compare(target: &Target, op: CmpOp) -> String {
 /// when the target never holds a value of the literal's kind.
 fn typed_compare(target: &Target, literal: &Literal) -> Result<Option<Typed>, TranslateError> {
     let typed = match (target, literal) {
-        (Target::Id, Literal::String(text)) => Typed {
-            guard: None,
-            value: value_sql(target),
-            bind: SqlBind::Text(text.clone()),
-        },
-        (Target::Version, Literal::Number(number)) => Typed {
-            guard: None,
-            value: value_sql(target),
-            bind: number_bind(number)?,
-        },
+        (Target::Id, Literal::String(text)) => {
+            Typed { guard: None, value: value_sql(target), bind: SqlBind::Text(text.clone()) }
+        }
+        (Target::Version, Literal::Number(number)) => {
+            Typed { guard: None, value: value_sql(target), bind: number_bind(number)? }
+        }
         (Target::Json(path), _) => match json_compare(path, literal)? {
             Some(typed) => typed,
             None => return Ok(None),
@@ -200,22 +179,12 @@ fn json_compare(path: &str, literal: &Literal) -> Result<Option<Typed>, Translat
     let kind = json_type_sql(path);
     let (guard, bind) = match literal {
         Literal::String(text) => (format!("{kind} = 'text'"), SqlBind::Text(text.clone())),
-        Literal::Number(number) => (
-            format!("{kind} IN ('integer', 'real')"),
-            number_bind(number)?,
-        ),
+        Literal::Number(number) => (format!("{kind} IN ('integer', 'real')"), number_bind(number)?),
         // json_extract reads JSON booleans as 1 and 0, so false < true.
-        Literal::Bool(b) => (
-            format!("{kind} IN ('true', 'false')"),
-            SqlBind::Int(i64::from(*b)),
-        ),
+        Literal::Bool(b) => (format!("{kind} IN ('true', 'false')"), SqlBind::Int(i64::from(*b))),
         Literal::Null => return Ok(None),
     };
-    Ok(Some(Typed {
-        guard: Some(guard),
-        value: format!("json_extract(data, {path})"),
-        bind,
-    }))
+    Ok(Some(Typed { guard: Some(guard), value: format!("json_extract(data, {path})"), bind }))
 }
 
 /// Integers are bound exactly; other decimals as the nearest double, which
@@ -235,12 +204,7 @@ fn number_bind(number: &rust_decimal::Decimal) -> Result<SqlBind, TranslateError
 }
 
 /// `created_at` / `updated_at` against an RFC 3339 literal, as instants.
-fn write_timestamp(
-    out: &mut SqlFragment,
-    column: &str,
-    op: CmpOp,
-    text: &str,
-) -> Result<(), TranslateError> {
+fn write_timestamp(out: &mut SqlFragment, column: &str, op: CmpOp, text: &str) -> Result<(), TranslateError> {
     let instant: jiff::Timestamp = text.parse().map_err(|e| {
         TranslateError::new(format!(
             "{column} must be compared with an RFC 3339 timestamp with an offset, not {text:?}: {e}"
@@ -288,20 +252,14 @@ mod tests {
             "(COALESCE(json_type(data, '$.\"email\".\"address\"'), 'null') = 'text' \
              AND json_extract(data, '$.\"email\".\"address\"') = ?)"
         );
-        assert_eq!(
-            fragment.binds,
-            vec![SqlBind::Text("x'); DROP TABLE records; --".to_owned())]
-        );
+        assert_eq!(fragment.binds, vec![SqlBind::Text("x'); DROP TABLE records; --".to_owned())]);
     }
 
     #[test]
     fn meta_fields_use_columns() {
         let fragment = sql("updated_at gt '2016-10-04T00:36:23Z' and version ge 2");
         assert_eq!(fragment.sql, "((updated_at > ?) AND (version >= ?))");
-        assert_eq!(
-            fragment.binds,
-            vec![SqlBind::Int(1_475_541_383_000_000), SqlBind::Int(2)]
-        );
+        assert_eq!(fragment.binds, vec![SqlBind::Int(1_475_541_383_000_000), SqlBind::Int(2)]);
         assert_eq!(sql("id eq 5").sql, "0");
         assert_eq!(sql("id ne 5").sql, "1");
     }
@@ -310,16 +268,9 @@ mod tests {
     fn bad_timestamps_and_keys_are_errors() {
         let expr = parse_filter("created_at gt 'yesterday'").unwrap();
         assert!(sqlite_filter(&expr).is_err());
-        let bad = Expr::Compare {
-            field: FieldPath(vec!["a'b".to_owned()]),
-            op: CmpOp::Eq,
-            value: Literal::Null,
-        };
+        let bad = Expr::Compare { field: FieldPath(vec!["a'b".to_owned()]), op: CmpOp::Eq, value: Literal::Null };
         assert!(sqlite_filter(&bad).is_err());
-        let empty = OrderKey {
-            field: FieldPath(vec![String::new()]),
-            descending: false,
-        };
+        let empty = OrderKey { field: FieldPath(vec![String::new()]), descending: false };
         assert!(sqlite_order_by(&[empty]).is_err());
     }
 

@@ -47,7 +47,14 @@ pub(crate) struct BufferedTx<'c> {
 
 impl<'c> BufferedTx<'c> {
     pub(crate) fn new(conn: &'c mut SqliteConnection) -> Self {
-        Self { conn, records: Vec::new(), record_index: HashMap::new(), links: HashMap::new(), changes: Vec::new(), last_seq: HashMap::new() }
+        Self {
+            conn,
+            records: Vec::new(),
+            record_index: HashMap::new(),
+            links: HashMap::new(),
+            changes: Vec::new(),
+            last_seq: HashMap::new(),
+        }
     }
 
     /// Writes everything buffered so far.
@@ -85,7 +92,9 @@ impl<'c> BufferedTx<'c> {
     async fn flush_links(&mut self) -> Result<(), StoreError> {
         let links: Vec<(LinkKey, Uuid)> = self.links.drain().collect();
         for chunk in links.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO id_links (org_id, entity, app_id, realm, external_id, record_id) ");
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO id_links (org_id, entity, app_id, realm, external_id, record_id) ",
+            );
             q.push_values(chunk, |mut row, ((org, entity, app, realm, ext), record)| {
                 row.push_bind(org.clone())
                     .push_bind(entity.clone())
@@ -103,7 +112,9 @@ impl<'c> BufferedTx<'c> {
     async fn flush_changes(&mut self) -> Result<(), StoreError> {
         let changes = std::mem::take(&mut self.changes);
         for chunk in changes.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO changes (org_id, seq, entity, record_id, version, origin_app, kind, at) ");
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO changes (org_id, seq, entity, record_id, version, origin_app, kind, at) ",
+            );
             q.push_values(chunk, |mut row, c| {
                 row.push_bind(c.org_id.clone())
                     .push_bind(c.seq)
@@ -154,21 +165,43 @@ impl WriteTx for BufferedTx<'_> {
         self.conn.load(org_id, id).await
     }
 
-    async fn find_link(&mut self, org_id: &str, entity: &str, app_id: &str, realm: &str, external_id: &str) -> Result<Option<Uuid>, StoreError> {
-        let key = (org_id.to_string(), entity.to_string(), app_id.to_string(), realm.to_string(), external_id.to_string());
+    async fn find_link(
+        &mut self,
+        org_id: &str,
+        entity: &str,
+        app_id: &str,
+        realm: &str,
+        external_id: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let key =
+            (org_id.to_string(), entity.to_string(), app_id.to_string(), realm.to_string(), external_id.to_string());
         if let Some(id) = self.links.get(&key) {
             return Ok(Some(*id));
         }
         self.conn.find_link(org_id, entity, app_id, realm, external_id).await
     }
 
-    async fn add_link(&mut self, org_id: &str, entity: &str, app_id: &str, realm: &str, external_id: &str, record_id: Uuid) -> Result<(), StoreError> {
-        let key = (org_id.to_string(), entity.to_string(), app_id.to_string(), realm.to_string(), external_id.to_string());
+    async fn add_link(
+        &mut self,
+        org_id: &str,
+        entity: &str,
+        app_id: &str,
+        realm: &str,
+        external_id: &str,
+        record_id: Uuid,
+    ) -> Result<(), StoreError> {
+        let key =
+            (org_id.to_string(), entity.to_string(), app_id.to_string(), realm.to_string(), external_id.to_string());
         self.links.entry(key).or_insert(record_id);
         Ok(())
     }
 
-    async fn find_matching(&mut self, org_id: &str, entity: &str, fields: &[(Vec<String>, Value)]) -> Result<Option<Uuid>, StoreError> {
+    async fn find_matching(
+        &mut self,
+        org_id: &str,
+        entity: &str,
+        fields: &[(Vec<String>, Value)],
+    ) -> Result<Option<Uuid>, StoreError> {
         self.flush().await?;
         self.conn.find_matching(org_id, entity, fields).await
     }

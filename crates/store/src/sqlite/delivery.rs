@@ -20,13 +20,15 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
 
 async fn move_cursors(conn: &mut SqliteConnection, app_id: &str, moves: &[CursorMove]) -> Result<(), StoreError> {
     for m in moves {
-        sqlx::query("UPDATE delivery_cursors SET delivered_seq = max(delivered_seq, ?) WHERE app_id = ? AND org_id = ?")
-            .bind(m.to_seq)
-            .bind(app_id)
-            .bind(&m.org_id)
-            .execute(&mut *conn)
-            .await
-            .context("moving a delivery cursor")?;
+        sqlx::query(
+            "UPDATE delivery_cursors SET delivered_seq = max(delivered_seq, ?) WHERE app_id = ? AND org_id = ?",
+        )
+        .bind(m.to_seq)
+        .bind(app_id)
+        .bind(&m.org_id)
+        .execute(&mut *conn)
+        .await
+        .context("moving a delivery cursor")?;
     }
     Ok(())
 }
@@ -79,7 +81,8 @@ fn dead_letter_from_row(row: &SqliteRow) -> Result<DeadLetter, StoreError> {
     })
 }
 
-const DEAD_LETTER_COLUMNS: &str = "webhook_id, app_id, body, records, record_count, attempts, last_error, created_at, resent_at";
+const DEAD_LETTER_COLUMNS: &str =
+    "webhook_id, app_id, body, records, record_count, attempts, last_error, created_at, resent_at";
 
 impl SqliteStore {
     pub(crate) async fn cursors_impl(&self, app_id: &str) -> Result<HashMap<String, i64>, StoreError> {
@@ -137,7 +140,12 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn record_attempt_impl(&self, batch: &PendingBatch, attempt: &DeliveryAttempt, delivered: bool) -> Result<(), StoreError> {
+    pub(crate) async fn record_attempt_impl(
+        &self,
+        batch: &PendingBatch,
+        attempt: &DeliveryAttempt,
+        delivered: bool,
+    ) -> Result<(), StoreError> {
         let (b, a) = (batch.clone(), attempt.clone());
         self.writer
             .exec(move |conn| {
@@ -213,21 +221,28 @@ impl SqliteStore {
     }
 
     pub(crate) async fn dead_letters_impl(&self, app_id: &str) -> Result<Vec<DeadLetter>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE app_id = ? ORDER BY created_at DESC"))
-            .bind(app_id)
-            .fetch_all(&self.reader)
-            .await
-            .context("listing dead letters")?;
+        let rows = sqlx::query(&format!(
+            "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE app_id = ? ORDER BY created_at DESC"
+        ))
+        .bind(app_id)
+        .fetch_all(&self.reader)
+        .await
+        .context("listing dead letters")?;
         rows.iter().map(dead_letter_from_row).collect()
     }
 
-    pub(crate) async fn dead_letter_impl(&self, app_id: &str, webhook_id: &str) -> Result<Option<DeadLetter>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE app_id = ? AND webhook_id = ?"))
-            .bind(app_id)
-            .bind(webhook_id)
-            .fetch_optional(&self.reader)
-            .await
-            .context("reading a dead letter")?;
+    pub(crate) async fn dead_letter_impl(
+        &self,
+        app_id: &str,
+        webhook_id: &str,
+    ) -> Result<Option<DeadLetter>, StoreError> {
+        let row =
+            sqlx::query(&format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE app_id = ? AND webhook_id = ?"))
+                .bind(app_id)
+                .bind(webhook_id)
+                .fetch_optional(&self.reader)
+                .await
+                .context("reading a dead letter")?;
         row.as_ref().map(dead_letter_from_row).transpose()
     }
 
@@ -236,13 +251,15 @@ impl SqliteStore {
         self.writer
             .exec(move |conn| {
                 Box::pin(async move {
-                    let done = sqlx::query("UPDATE dead_letters SET resend_requested_at = ? WHERE app_id = ? AND webhook_id = ?")
-                        .bind(jiff::Timestamp::now().as_microsecond())
-                        .bind(app_id)
-                        .bind(webhook_id)
-                        .execute(conn)
-                        .await
-                        .context("requesting a resend")?;
+                    let done = sqlx::query(
+                        "UPDATE dead_letters SET resend_requested_at = ? WHERE app_id = ? AND webhook_id = ?",
+                    )
+                    .bind(jiff::Timestamp::now().as_microsecond())
+                    .bind(app_id)
+                    .bind(webhook_id)
+                    .execute(conn)
+                    .await
+                    .context("requesting a resend")?;
                     Ok(done.rows_affected() == 1)
                 })
             })
@@ -274,30 +291,57 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn set_endpoint_disabled_impl(&self, app_id: &str, reason: Option<&str>) -> Result<(), StoreError> {
+    pub(crate) async fn set_endpoint_disabled_impl(
+        &self,
+        app_id: &str,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
         let (id, reason) = (app_id.to_string(), reason.map(str::to_string));
         self.writer
             .exec(move |conn| {
                 Box::pin(async move {
-                    sqlx::query("UPDATE apps SET endpoint_disabled = ? WHERE id = ?").bind(reason).bind(id).execute(conn).await.context("disabling an endpoint")?;
+                    sqlx::query("UPDATE apps SET endpoint_disabled = ? WHERE id = ?")
+                        .bind(reason)
+                        .bind(id)
+                        .execute(conn)
+                        .await
+                        .context("disabling an endpoint")?;
                     Ok(())
                 })
             })
             .await
     }
 
-    pub(crate) async fn saved_response_impl(&self, app_id: &str, key: &str) -> Result<Option<SavedResponse>, StoreError> {
-        let row = sqlx::query("SELECT fingerprint, status, body, created_at FROM idempotency_keys WHERE app_id = ? AND key = ?")
-            .bind(app_id)
-            .bind(key)
-            .fetch_optional(&self.reader)
-            .await
-            .context("reading an idempotency key")?;
-        row.map(|r| Ok(SavedResponse { fingerprint: r.get(0), status: r.get::<i64, _>(1) as u16, body: r.get(2), created_at: timestamp(r.get(3))? }))
-            .transpose()
+    pub(crate) async fn saved_response_impl(
+        &self,
+        app_id: &str,
+        key: &str,
+    ) -> Result<Option<SavedResponse>, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, status, body, created_at FROM idempotency_keys WHERE app_id = ? AND key = ?",
+        )
+        .bind(app_id)
+        .bind(key)
+        .fetch_optional(&self.reader)
+        .await
+        .context("reading an idempotency key")?;
+        row.map(|r| {
+            Ok(SavedResponse {
+                fingerprint: r.get(0),
+                status: r.get::<i64, _>(1) as u16,
+                body: r.get(2),
+                created_at: timestamp(r.get(3))?,
+            })
+        })
+        .transpose()
     }
 
-    pub(crate) async fn save_response_impl(&self, app_id: &str, key: &str, saved: &SavedResponse) -> Result<(), StoreError> {
+    pub(crate) async fn save_response_impl(
+        &self,
+        app_id: &str,
+        key: &str,
+        saved: &SavedResponse,
+    ) -> Result<(), StoreError> {
         let (app_id, key, s) = (app_id.to_string(), key.to_string(), saved.clone());
         self.writer
             .exec(move |conn| {

@@ -82,7 +82,10 @@ impl SqliteStore {
 /// Runs the ops of one call. The write rules check everything before their
 /// first write, so a refused op has written nothing and needs no savepoint;
 /// a database error fails the whole job, which the writer rolls back.
-async fn run_ops(conn: &mut sqlx::SqliteConnection, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
+async fn run_ops(
+    conn: &mut sqlx::SqliteConnection,
+    ops: Vec<WriteOp>,
+) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
     let mut tx = buffer::BufferedTx::new(conn);
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
@@ -139,7 +142,14 @@ impl Store for SqliteStore {
     async fn get_records(&self, org_id: &str, ids: &[Uuid]) -> Result<Vec<StoredRecord>, StoreError> {
         self.get_records_impl(org_id, ids).await
     }
-    async fn find_by_external_id(&self, org_id: &str, entity: &str, app_id: &str, realm: &str, external_id: &str) -> Result<Option<Uuid>, StoreError> {
+    async fn find_by_external_id(
+        &self,
+        org_id: &str,
+        entity: &str,
+        app_id: &str,
+        realm: &str,
+        external_id: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
         self.find_by_external_id_impl(org_id, entity, app_id, realm, external_id).await
     }
     async fn find_singleton(&self, org_id: &str, entity: &str) -> Result<Option<StoredRecord>, StoreError> {
@@ -177,7 +187,12 @@ impl Store for SqliteStore {
     async fn save_pending_batch(&self, batch: &PendingBatch) -> Result<(), StoreError> {
         self.save_pending_batch_impl(batch).await
     }
-    async fn record_attempt(&self, batch: &PendingBatch, attempt: &DeliveryAttempt, delivered: bool) -> Result<(), StoreError> {
+    async fn record_attempt(
+        &self,
+        batch: &PendingBatch,
+        attempt: &DeliveryAttempt,
+        delivered: bool,
+    ) -> Result<(), StoreError> {
         self.record_attempt_impl(batch, attempt, delivered).await
     }
     async fn bury_batch(&self, batch: &PendingBatch) -> Result<(), StoreError> {

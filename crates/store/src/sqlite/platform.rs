@@ -14,10 +14,17 @@ fn org_from_row(row: &SqliteRow) -> Result<Org, StoreError> {
 }
 
 fn group_from_row(row: &SqliteRow) -> Result<Group, StoreError> {
-    Ok(Group { id: row.get(0), app_id: row.get(1), org_id: row.get(2), realm: row.get(3), created_at: timestamp(row.get(4))? })
+    Ok(Group {
+        id: row.get(0),
+        app_id: row.get(1),
+        org_id: row.get(2),
+        realm: row.get(3),
+        created_at: timestamp(row.get(4))?,
+    })
 }
 
-const APP_COLUMNS: &str = "id, name, provider, api_key, webhook_secret, notification_url, endpoint_disabled, created_at";
+const APP_COLUMNS: &str =
+    "id, name, provider, api_key, webhook_secret, notification_url, endpoint_disabled, created_at";
 const GROUP_COLUMNS: &str = "id, app_id, org_id, realm, created_at";
 
 impl SqliteStore {
@@ -160,14 +167,16 @@ impl SqliteStore {
 
     async fn app_from_row(&self, row: &SqliteRow) -> Result<App, StoreError> {
         let id: String = row.get(0);
-        let entities = sqlx::query("SELECT entity, can_read, can_write, subscribed FROM app_entities WHERE app_id = ? ORDER BY entity")
-            .bind(&id)
-            .fetch_all(&self.reader)
-            .await
-            .context("loading an app's entities")?
-            .iter()
-            .map(|r| EntityAccess { entity: r.get(0), read: r.get(1), write: r.get(2), subscribe: r.get(3) })
-            .collect();
+        let entities = sqlx::query(
+            "SELECT entity, can_read, can_write, subscribed FROM app_entities WHERE app_id = ? ORDER BY entity",
+        )
+        .bind(&id)
+        .fetch_all(&self.reader)
+        .await
+        .context("loading an app's entities")?
+        .iter()
+        .map(|r| EntityAccess { entity: r.get(0), read: r.get(1), write: r.get(2), subscribe: r.get(3) })
+        .collect();
         Ok(App {
             id,
             name: row.get(1),
@@ -182,7 +191,12 @@ impl SqliteStore {
     }
 
     /// Sets one column of an app; answers whether the app exists.
-    pub(crate) async fn set_app_secret(&self, app_id: &str, column: &'static str, value: String) -> Result<bool, StoreError> {
+    pub(crate) async fn set_app_secret(
+        &self,
+        app_id: &str,
+        column: &'static str,
+        value: String,
+    ) -> Result<bool, StoreError> {
         let app_id = app_id.to_string();
         let found = self
             .writer
@@ -202,10 +216,21 @@ impl SqliteStore {
         Ok(found)
     }
 
-    pub(crate) async fn install_impl(&self, app_id: &str, org_id: &str, realm: Option<&str>) -> Result<Group, StoreError> {
+    pub(crate) async fn install_impl(
+        &self,
+        app_id: &str,
+        org_id: &str,
+        realm: Option<&str>,
+    ) -> Result<Group, StoreError> {
         let group_id = ids::new_group_id();
         let realm = realm.map(str::to_string).unwrap_or_else(|| group_id.clone());
-        let group = Group { id: group_id, app_id: app_id.to_string(), org_id: org_id.to_string(), realm, created_at: jiff::Timestamp::now() };
+        let group = Group {
+            id: group_id,
+            app_id: app_id.to_string(),
+            org_id: org_id.to_string(),
+            realm,
+            created_at: jiff::Timestamp::now(),
+        };
         let group = self.writer.exec(move |conn| Box::pin(async move { insert_group(conn, group).await })).await?;
         self.platform_changed();
         Ok(group)
@@ -230,18 +255,28 @@ impl SqliteStore {
     }
 }
 
-async fn write_entities(conn: &mut SqliteConnection, app_id: &str, entities: &[EntityAccess]) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM app_entities WHERE app_id = ?").bind(app_id).execute(&mut *conn).await.context("updating an app's entities")?;
+async fn write_entities(
+    conn: &mut SqliteConnection,
+    app_id: &str,
+    entities: &[EntityAccess],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM app_entities WHERE app_id = ?")
+        .bind(app_id)
+        .execute(&mut *conn)
+        .await
+        .context("updating an app's entities")?;
     for access in entities {
-        sqlx::query("INSERT INTO app_entities (app_id, entity, can_read, can_write, subscribed) VALUES (?, ?, ?, ?, ?)")
-            .bind(app_id)
-            .bind(&access.entity)
-            .bind(access.read)
-            .bind(access.write)
-            .bind(access.subscribe)
-            .execute(&mut *conn)
-            .await
-            .context("updating an app's entities")?;
+        sqlx::query(
+            "INSERT INTO app_entities (app_id, entity, can_read, can_write, subscribed) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(app_id)
+        .bind(&access.entity)
+        .bind(access.read)
+        .bind(access.write)
+        .bind(access.subscribe)
+        .execute(&mut *conn)
+        .await
+        .context("updating an app's entities")?;
     }
     Ok(())
 }
@@ -259,12 +294,13 @@ async fn insert_group(conn: &mut SqliteConnection, group: Group) -> Result<Group
     if let Some(row) = existing {
         return group_from_row(&row);
     }
-    let known = sqlx::query("SELECT (SELECT count(*) FROM orgs WHERE id = ?), (SELECT count(*) FROM apps WHERE id = ?)")
-        .bind(&group.org_id)
-        .bind(&group.app_id)
-        .fetch_one(&mut *conn)
-        .await
-        .context("checking an installation")?;
+    let known =
+        sqlx::query("SELECT (SELECT count(*) FROM orgs WHERE id = ?), (SELECT count(*) FROM apps WHERE id = ?)")
+            .bind(&group.org_id)
+            .bind(&group.app_id)
+            .fetch_one(&mut *conn)
+            .await
+            .context("checking an installation")?;
     if known.get::<i64, _>(0) == 0 {
         return Err(StoreError::Invalid(format!("no organization {}", group.org_id)));
     }

@@ -15,7 +15,12 @@ use crate::sql_filter::{self, SqlBind};
 use crate::*;
 
 impl SqliteStore {
-    pub(crate) async fn get_record_impl(&self, org_id: &str, entity: &str, id: Uuid) -> Result<Option<StoredRecord>, StoreError> {
+    pub(crate) async fn get_record_impl(
+        &self,
+        org_id: &str,
+        entity: &str,
+        id: Uuid,
+    ) -> Result<Option<StoredRecord>, StoreError> {
         let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE org_id = ? AND id = ? AND entity = ?");
         let row = sqlx::query(&sql)
             .bind(org_id)
@@ -44,7 +49,14 @@ impl SqliteStore {
         Ok(records)
     }
 
-    pub(crate) async fn find_by_external_id_impl(&self, org_id: &str, entity: &str, app_id: &str, realm: &str, external_id: &str) -> Result<Option<Uuid>, StoreError> {
+    pub(crate) async fn find_by_external_id_impl(
+        &self,
+        org_id: &str,
+        entity: &str,
+        app_id: &str,
+        realm: &str,
+        external_id: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
         let row = sqlx::query("SELECT record_id FROM id_links WHERE org_id = ? AND entity = ? AND app_id = ? AND realm = ? AND external_id = ?")
             .bind(org_id)
             .bind(entity)
@@ -57,9 +69,19 @@ impl SqliteStore {
         row.map(|r| parse_uuid(r.get::<&str, _>(0))).transpose()
     }
 
-    pub(crate) async fn find_singleton_impl(&self, org_id: &str, entity: &str) -> Result<Option<StoredRecord>, StoreError> {
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE org_id = ? AND entity = ? ORDER BY created_at LIMIT 1");
-        let row = sqlx::query(&sql).bind(org_id).bind(entity).fetch_optional(&self.reader).await.context("reading a singleton")?;
+    pub(crate) async fn find_singleton_impl(
+        &self,
+        org_id: &str,
+        entity: &str,
+    ) -> Result<Option<StoredRecord>, StoreError> {
+        let sql =
+            format!("SELECT {RECORD_COLUMNS} FROM records WHERE org_id = ? AND entity = ? ORDER BY created_at LIMIT 1");
+        let row = sqlx::query(&sql)
+            .bind(org_id)
+            .bind(entity)
+            .fetch_optional(&self.reader)
+            .await
+            .context("reading a singleton")?;
         row.as_ref().map(record_from_row).transpose()
     }
 

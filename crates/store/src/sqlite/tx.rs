@@ -24,11 +24,23 @@ pub(crate) fn json_path(keys: &[String]) -> String {
 impl WriteTx for SqliteConnection {
     async fn load(&mut self, org_id: &str, id: Uuid) -> Result<Option<StoredRecord>, StoreError> {
         let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE org_id = ? AND id = ?");
-        let row = sqlx::query(&sql).bind(org_id).bind(id.to_string()).fetch_optional(&mut *self).await.context("loading a record")?;
+        let row = sqlx::query(&sql)
+            .bind(org_id)
+            .bind(id.to_string())
+            .fetch_optional(&mut *self)
+            .await
+            .context("loading a record")?;
         row.map(|r| record_from_row(&r)).transpose()
     }
 
-    async fn find_link(&mut self, org_id: &str, entity: &str, app_id: &str, realm: &str, external_id: &str) -> Result<Option<Uuid>, StoreError> {
+    async fn find_link(
+        &mut self,
+        org_id: &str,
+        entity: &str,
+        app_id: &str,
+        realm: &str,
+        external_id: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
         let row = sqlx::query(
             "SELECT record_id FROM id_links WHERE org_id = ? AND entity = ? AND app_id = ? AND realm = ? AND external_id = ?",
         )
@@ -43,7 +55,15 @@ impl WriteTx for SqliteConnection {
         row.map(|r| parse_uuid(r.get::<&str, _>(0))).transpose()
     }
 
-    async fn add_link(&mut self, org_id: &str, entity: &str, app_id: &str, realm: &str, external_id: &str, record_id: Uuid) -> Result<(), StoreError> {
+    async fn add_link(
+        &mut self,
+        org_id: &str,
+        entity: &str,
+        app_id: &str,
+        realm: &str,
+        external_id: &str,
+        record_id: Uuid,
+    ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO id_links (org_id, entity, app_id, realm, external_id, record_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
             .bind(org_id)
             .bind(entity)
@@ -57,7 +77,12 @@ impl WriteTx for SqliteConnection {
         Ok(())
     }
 
-    async fn find_matching(&mut self, org_id: &str, entity: &str, fields: &[(Vec<String>, Value)]) -> Result<Option<Uuid>, StoreError> {
+    async fn find_matching(
+        &mut self,
+        org_id: &str,
+        entity: &str,
+        fields: &[(Vec<String>, Value)],
+    ) -> Result<Option<Uuid>, StoreError> {
         let mut sql = String::from("SELECT id FROM records WHERE org_id = ? AND entity = ? AND archived = 0");
         for _ in fields {
             // Both sides go through json_extract so strings, numbers and

@@ -1,0 +1,201 @@
+//! How a write names records: the body's `id` (hub id, the caller's own
+//! external id, or only other apps' entries), references to other records,
+//! and the record a write is aimed at (by id, external id, matching fields or
+//! the singleton).
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{Caller, Target, WriteOp, WriteTx};
+use crate::{StoreError, StoredRecord, WriteError};
+use sharehub_model::{catalog, FieldError};
+
+/// How the client named the record in the body's `id`.
+pub(super) enum BodyId {
+    Absent,
+    Hub(Uuid),
+    External(String),
+    OthersOnly,
+}
+
+pub(super) fn invalid(path: &str, message: &str) -> WriteError {
+    WriteError::Invalid(vec![FieldError::new(path, message)])
+}
+
+pub(super) fn read_body_id(body: &Map<String, Value>, caller: &crate::write::Caller) -> Result<BodyId, WriteError> {
+    match body.get("id") {
+        None | Some(Value::Null) => Ok(BodyId::Absent),
+        Some(Value::String(s)) => {
+            Uuid::parse_str(s).map(BodyId::Hub).map_err(|_| invalid("id", "expected a hub id (UUID) or an id array"))
+        }
+        Some(Value::Array(entries)) => read_id_entries(entries, caller),
+        Some(_) => Err(invalid("id", "expected a hub id (UUID) or an id array")),
+    }
+}
+
+pub(super) fn read_id_entries(entries: &[Value], caller: &Caller) -> Result<BodyId, WriteError> {
+    let mut hub = None;
+    for (i, entry) in entries.iter().enumerate() {
+        let field = |name: &str| entry.get(name).and_then(Value::as_str);
+        let (Some(provider), Some(id)) = (field("provider"), id_text(entry.get("id"))) else {
+            return Err(invalid(&format!("id/{i}"), "expected {\"provider\", \"realm\", \"id\"}"));
+        };
+        if provider == caller.provider && field("realm").is_none_or(|r| r == caller.realm) {
+            return Ok(BodyId::External(id));
+        }
+        if provider == "connec" {
+            hub = Uuid::parse_str(&id).ok().map(BodyId::Hub);
+        }
+    }
+    Ok(hub.unwrap_or(BodyId::OthersOnly))
+}
+
+/// An external id as text: apps send their ids as strings or as numbers.
+pub(super) fn id_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+pub(super) fn take_matching_fields(body: &mut Map<String, Value>, out: &mut Vec<String>) -> Result<(), WriteError> {
+    let Some(opts) = body.get("opts") else { return Ok(()) };
+    let Some(fields) = opts.get("matching_fields") else { return Ok(()) };
+    let Some(fields) = fields.as_array() else {
+        return Err(invalid("opts/matching_fields", "expected an array of field paths"));
+    };
+    for field in fields {
+        match field.as_str() {
+            Some(path) if valid_path(path) => out.push(path.to_string()),
+            _ => return Err(invalid("opts/matching_fields", "expected field paths like \"email/address\"")),
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn valid_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.split('/').all(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+}
+
+pub(super) async fn resolve_references<T: WriteTx + ?Sized>(
+    tx: &mut T,
+    op: &WriteOp,
+    patch: &mut Value,
+) -> Result<Result<(), WriteError>, StoreError> {
+    let mut wanted = Vec::new();
+    catalog::for_each_reference(op.entity, patch, |reference, path, value| {
+        wanted.push((reference.target, path.to_string(), value.clone()));
+    });
+
+    let mut resolved = Vec::with_capacity(wanted.len());
+    let mut errors = Vec::new();
+    for (target, path, value) in wanted {
+        match resolve_one(tx, op, target, &value).await? {
+            Ok(id) => resolved.push((path, id)),
+            Err(message) => errors.push(FieldError::new(path, message)),
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Err(WriteError::Invalid(errors)));
+    }
+
+    let mut resolved = resolved.into_iter();
+    let rewrite = catalog::for_each_reference_mut(op.entity, patch, |_, _, value| {
+        if let Some((_, id)) = resolved.next() {
+            *value = Value::String(id.to_string());
+        }
+        Ok(())
+    });
+    Ok(rewrite.map_err(WriteError::Invalid))
+}
+
+pub(super) async fn resolve_one<T: WriteTx + ?Sized>(
+    tx: &mut T,
+    op: &WriteOp,
+    target: &str,
+    value: &Value,
+) -> Result<Result<Uuid, String>, StoreError> {
+    let named = match value {
+        Value::String(s) => {
+            Uuid::parse_str(s).map(BodyId::Hub).map_err(|_| format!("expected a hub id of {target} or an id array"))
+        }
+        Value::Array(entries) => read_id_entries(entries, &op.caller)
+            .map_err(|_| "expected an id array of {provider, realm, id}".to_string()),
+        _ => Err(format!("expected a hub id of {target} or an id array")),
+    };
+    let named = match named {
+        Ok(named) => named,
+        Err(message) => return Ok(Err(message)),
+    };
+
+    let found = match &named {
+        BodyId::Hub(id) => tx.load(&op.org_id, *id).await?.filter(|r| r.entity == target).map(|r| r.id),
+        BodyId::External(ext) => tx.find_link(&op.org_id, target, &op.caller.app_id, &op.caller.realm, ext).await?,
+        BodyId::Absent | BodyId::OthersOnly => None,
+    };
+    Ok(found.ok_or_else(|| match named {
+        BodyId::External(ext) => format!("no {target} record has your id {ext:?}"),
+        BodyId::Hub(id) => format!("no {target} record {id} in this organization"),
+        _ => format!("the id array holds neither your id nor a hub id of {target}"),
+    }))
+}
+
+pub(super) async fn find_target<T: WriteTx + ?Sized>(
+    tx: &mut T,
+    op: &WriteOp,
+    body_id: &BodyId,
+    patch: &Map<String, Value>,
+) -> Result<Result<Option<StoredRecord>, WriteError>, StoreError> {
+    let org = op.org_id.as_str();
+    let entity = op.entity.name;
+    let id = match (op.target, body_id) {
+        (Target::Id(id), _) => Some(id),
+        (Target::New, BodyId::Hub(_)) => {
+            return Ok(Err(WriteError::Conflict(format!(
+                "a POST cannot name a hub id; update the record with PUT /{entity}/{{id}} or send your own id entry"
+            ))))
+        }
+        (Target::Singleton, _) => tx.find_singleton(org, entity).await?,
+        (Target::New, BodyId::External(ext)) => {
+            match tx.find_link(org, entity, &op.caller.app_id, &op.caller.realm, ext).await? {
+                Some(id) => Some(id),
+                None => find_by_matching(tx, op, patch).await?,
+            }
+        }
+        (Target::New, _) => find_by_matching(tx, op, patch).await?,
+    };
+    let Some(id) = id else { return Ok(Ok(None)) };
+    let record = tx.load(org, id).await?.filter(|r| r.entity == entity);
+    Ok(Ok(record))
+}
+
+pub(super) async fn find_by_matching<T: WriteTx + ?Sized>(
+    tx: &mut T,
+    op: &WriteOp,
+    patch: &Map<String, Value>,
+) -> Result<Option<Uuid>, StoreError> {
+    if op.matching_fields.is_empty() {
+        return Ok(None);
+    }
+    let mut fields = Vec::with_capacity(op.matching_fields.len());
+    for path in &op.matching_fields {
+        let keys: Vec<String> = path.split('/').map(str::to_string).collect();
+        match lookup(patch, &keys) {
+            Some(value) if !value.is_null() => fields.push((keys, value.clone())),
+            // A record that lacks a matching field matches nothing: create it.
+            _ => return Ok(None),
+        }
+    }
+    tx.find_matching(&op.org_id, op.entity.name, &fields).await
+}
+
+pub(super) fn lookup<'a>(object: &'a Map<String, Value>, keys: &[String]) -> Option<&'a Value> {
+    let (first, rest) = keys.split_first()?;
+    let value = object.get(first)?;
+    if rest.is_empty() {
+        return Some(value);
+    }
+    lookup(value.as_object()?, rest)
+}
