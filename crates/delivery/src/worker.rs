@@ -7,6 +7,14 @@
 //! try, so retries, even after a restart, send the same message; the cursors
 //! move only after a 2xx. One app's failing endpoint backs off on its own
 //! task and never slows another's.
+//!
+//! Several hub processes may share one database (PostgreSQL). Each runs a
+//! task per app, but a task sends only while its process holds the app's
+//! delivery lease ([`Store::claim_app`]): it claims before every step, renews
+//! the lease while a step runs, and gives it up on shutdown. Another process
+//! holding the app makes the task wait; a dead holder's lease expires and a
+//! waiting task takes over, resending the saved batch (same webhook-id and
+//! body), so delivery is at least once and per-record order holds.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +39,10 @@ pub struct DeliveryOptions {
     pub batch_records: usize,
     /// How often idle workers look for work they were not woken for.
     pub poll_interval: Duration,
+    /// How long a claim on an app lasts unless renewed. A step renews it
+    /// every third of this while it runs, so it must exceed the time one
+    /// renewal may take; after a crash, other processes wait this long.
+    pub lease: Duration,
 }
 
 /// Starts and supervises the per-app tasks.
@@ -40,6 +52,8 @@ pub struct Deliverer {
     client: reqwest::Client,
     /// Batches built so far; rotates which organization is read first.
     rounds: AtomicUsize,
+    /// This process's name in delivery leases ([`holder_id`]).
+    holder: String,
 }
 
 /// What one step of an app's task found.
@@ -59,7 +73,14 @@ impl Deliverer {
     /// client would follow redirects and wait forever on a silent receiver.
     pub fn new(store: Arc<dyn Store>, options: DeliveryOptions) -> reqwest::Result<Self> {
         let client = http::build_client(options.timeout)?;
-        Ok(Self { store, options: Arc::new(options), client, rounds: AtomicUsize::new(0) })
+        let holder = holder_id();
+        tracing::info!(holder, "delivery workers will claim apps under this id");
+        Ok(Self { store, options: Arc::new(options), client, rounds: AtomicUsize::new(0), holder })
+    }
+
+    /// This process's name in delivery leases.
+    pub fn holder(&self) -> &str {
+        &self.holder
     }
 
     /// Runs until `shutdown`: starts a task for every app with a URL.
@@ -105,12 +126,21 @@ impl Deliverer {
         // An app change (endpoint re-enabled, new URL or entities) applies at
         // once, not after the poll or the next record write.
         let mut platform = self.store.platform_changes();
+        let mut holding = false;
         loop {
-            let wait = match self.step(&app_id).await {
-                Ok(Step::Worked) => continue,
-                Ok(Step::Stop) => break,
-                Ok(Step::Idle) => None,
-                Ok(Step::Wait(d)) => Some(d.min(self.options.poll_interval)),
+            let step = self.leased_step(&app_id).await;
+            self.note_holding(&app_id, &mut holding, &step);
+            let wait = match step {
+                // A busy app would otherwise keep a stopping process (and
+                // its lease) until the app runs out of work.
+                Ok(Some(Step::Worked)) if shutdown.is_cancelled() => break,
+                Ok(Some(Step::Worked)) => continue,
+                Ok(Some(Step::Stop)) => break,
+                // Another process delivers this app. A commit wakes the task
+                // too: releasing a lease announces itself as one.
+                Ok(None) | Ok(Some(Step::Idle)) => None,
+                // Looking again within the poll interval also renews the lease.
+                Ok(Some(Step::Wait(d))) => Some(d.min(self.options.poll_interval)),
                 Err(e) => {
                     tracing::warn!(app_id, error = %e, "delivery step failed; trying again shortly");
                     Some(self.options.poll_interval)
@@ -123,7 +153,64 @@ impl Deliverer {
                 _ = tokio::time::sleep(wait.unwrap_or(self.options.poll_interval)) => {}
             }
         }
+        // Handing the app over now, not when the lease expires, lets another
+        // process go on at once after a graceful shutdown.
+        if let Err(e) = self.store.release_app(&app_id, &self.holder).await {
+            tracing::warn!(app_id, error = %e, "could not release the delivery lease; it will expire");
+        }
         app_id
+    }
+
+    /// One step under the app's lease; `None` when another process holds it.
+    ///
+    /// The step is dropped (a database transaction in progress rolls back,
+    /// a POST in flight is abandoned) as soon as a renewal fails, which is
+    /// before the lease can expire: the process that takes over then cannot
+    /// see this one still sending.
+    async fn leased_step(&self, app_id: &str) -> Result<Option<Step>, StoreError> {
+        if !self.store.claim_app(app_id, &self.holder, self.options.lease).await? {
+            return Ok(None);
+        }
+        tokio::select! {
+            step = self.step(app_id) => step.map(Some),
+            lost = self.keep_lease(app_id) => lost.map(|()| None),
+        }
+    }
+
+    /// Renews the lease every third of its length; returns when a renewal
+    /// fails, takes longer than a third, or finds the lease taken.
+    async fn keep_lease(&self, app_id: &str) -> Result<(), StoreError> {
+        let every = self.options.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            let renewal = self.store.claim_app(app_id, &self.holder, self.options.lease);
+            match tokio::time::timeout(every, renewal).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    tracing::warn!(app_id, "another process took this app's delivery lease; stopping");
+                    return Ok(());
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(StoreError::Unavailable("renewing a delivery lease timed out".into())),
+            }
+        }
+    }
+
+    /// Logs when this process starts or stops delivering an app.
+    fn note_holding(&self, app_id: &str, holding: &mut bool, step: &Result<Option<Step>, StoreError>) {
+        let now = match step {
+            Ok(Some(_)) => true,
+            Ok(None) => false,
+            // A failed step says nothing about the lease.
+            Err(_) => return,
+        };
+        if now != *holding {
+            *holding = now;
+            match now {
+                true => tracing::info!(app_id, holder = self.holder, "delivering this app"),
+                false => tracing::info!(app_id, "another process delivers this app"),
+            }
+        }
     }
 
     async fn step(&self, app_id: &str) -> Result<Step, StoreError> {
@@ -345,6 +432,19 @@ async fn changed(rx: &mut tokio::sync::watch::Receiver<u64>) {
     if rx.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// A name for this process in delivery leases, unique among processes
+/// sharing a database: `hostname-pid-uuid` (the uuid because pids repeat
+/// across containers and restarts; host and pid say who held an app).
+pub fn holder_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_string());
+    format!("{host}-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
 }
 
 fn log_entry(batch: &PendingBatch, number: u32, sent: &http::Attempt) -> DeliveryAttempt {

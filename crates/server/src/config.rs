@@ -72,6 +72,10 @@ pub struct DeliveryConfig {
     pub batch_records: usize,
     /// How often idle workers look for work they were not woken for, in milliseconds.
     pub poll_interval_ms: u64,
+    /// How long a process's claim on an app's deliveries lasts unless
+    /// renewed, in milliseconds: the wait before another process takes over
+    /// from one that died (PostgreSQL).
+    pub lease_ms: u64,
 }
 
 impl Config {
@@ -92,6 +96,10 @@ impl Config {
         }
         if self.batch_max_ops == 0 || self.delivery.batch_records == 0 {
             return Err("batch_max_ops and delivery.batch_records must be positive".into());
+        }
+        // A renewal must fit in a third of the lease (see the delivery worker).
+        if self.delivery.lease_ms < 300 {
+            return Err("delivery.lease_ms must be at least 300".into());
         }
         if !(0.0..=1.0).contains(&self.delivery.jitter) {
             return Err("delivery.jitter must be between 0 and 1".into());

@@ -98,6 +98,7 @@ fn start_delivery(
         timeout: Duration::from_secs(d.timeout_secs),
         batch_records: d.batch_records,
         poll_interval: Duration::from_millis(d.poll_interval_ms),
+        lease: Duration::from_millis(d.lease_ms),
     };
     let deliverer = Deliverer::new(store, options).map_err(std::io::Error::other)?;
     Ok(tokio::spawn(deliverer.run(shutdown)))

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sharehub_model::view::LinkMap;
@@ -87,6 +88,18 @@ pub trait Store: Send + Sync + 'static {
     async fn take_resend_request(&self, app_id: &str) -> Result<Option<DeadLetter>, StoreError>;
     /// Stops deliveries to an app, saying why (`None` resumes them).
     async fn set_endpoint_disabled(&self, app_id: &str, reason: Option<&str>) -> Result<(), StoreError>;
+
+    // --- delivery leases --------------------------------------------------
+    /// Takes or renews the delivery lease of an app for `holder` (an id
+    /// unique to one process) for `lease` from now; answers whether `holder`
+    /// now holds it. It succeeds when the lease is free, expired or already
+    /// `holder`'s: of processes sharing a database, one at a time delivers an
+    /// app's webhooks, and a dead process's apps are taken over once its
+    /// leases expire.
+    async fn claim_app(&self, app_id: &str, holder: &str, lease: Duration) -> Result<bool, StoreError>;
+    /// Gives the lease up if `holder` holds it, so another process may take
+    /// the app at once instead of after the lease expires.
+    async fn release_app(&self, app_id: &str, holder: &str) -> Result<(), StoreError>;
 
     /// A receiver that changes whenever a write commits, to wake delivery workers.
     fn commits(&self) -> tokio::sync::watch::Receiver<u64>;

@@ -16,6 +16,8 @@ pub mod postgres;
 pub mod render;
 pub mod sql_filter;
 pub mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod types;
 pub mod write;
 

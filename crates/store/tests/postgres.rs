@@ -16,33 +16,13 @@ use serde_json::{json, Value};
 use sharehub_model::catalog;
 use sharehub_model::filter::{parse_filter, parse_orderby};
 use sharehub_store::postgres::PgStore;
+use sharehub_store::test_support::{self, TestDb};
 use sharehub_store::write::{self, Caller};
 use sharehub_store::*;
 use sqlx::{Connection, PgConnection};
 
-const APP_ROLE: &str = "sharehub_app";
-
-/// One test's database: superuser and hub URLs.
-#[derive(Clone)]
-struct TestDb {
-    name: String,
-    base_url: String,
-    admin_url: String,
-    app_url: String,
-}
-
-/// The URL with another user and database (keeps host, port and options).
-fn with_user_db(url: &str, user: &str, db: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("URL has a scheme");
-    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    let (host, query) = host.split_once('?').map_or((host, ""), |(h, q)| (h, q));
-    let host = host.split_once('/').map_or(host, |(h, _)| h);
-    let query = if query.is_empty() { String::new() } else { format!("?{query}") };
-    format!("{scheme}://{user}@{host}/{db}{query}")
-}
-
 fn base_url() -> Option<String> {
-    let url = std::env::var("SHAREHUB_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
+    let url = test_support::base_url_from_env();
     if url.is_none() {
         eprintln!("skipped: set SHAREHUB_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres to run the PostgreSQL tests");
     }
@@ -54,34 +34,7 @@ async fn admin(url: &str) -> PgConnection {
 }
 
 async fn create_db(base: &str) -> TestDb {
-    let name = format!("sharehub_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = admin(base).await;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-    ensure_role(&mut conn).await;
-
-    let user = base.split_once("://").and_then(|(_, r)| r.split_once('@')).map_or("postgres", |(u, _)| u);
-    let db = TestDb {
-        admin_url: with_user_db(base, user, &name),
-        app_url: with_user_db(base, APP_ROLE, &name),
-        base_url: base.to_string(),
-        name,
-    };
-    PgStore::migrate(&db.admin_url).await.unwrap();
-    let mut conn = admin(&db.admin_url).await;
-    sqlx::query(&format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    db
-}
-
-/// Creates the hub's role; tests running in parallel may race to it.
-async fn ensure_role(conn: &mut PgConnection) {
-    let sql = format!(
-        "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; \
-         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-    );
-    sqlx::query(&sql).execute(&mut *conn).await.unwrap();
+    TestDb::create(base).await.expect("creating the test database")
 }
 
 /// Runs `body` on a fresh database and drops it, even if `body` panics.
@@ -94,8 +47,7 @@ where
     let db = create_db(&base).await;
     let outcome = tokio::spawn(body(db.clone())).await;
 
-    let mut conn = admin(&db.base_url).await;
-    sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", db.name)).execute(&mut conn).await.unwrap();
+    db.drop_database().await.unwrap();
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -163,8 +115,7 @@ async fn open_picks_the_backend_from_the_scheme() {
     let alt = sharehub_store::open(&db.app_url.replacen("postgres://", "postgresql://", 1)).await.map(|_| ());
     let other = sharehub_store::open("mysql://x@y/z").await.map(|_| ());
 
-    let mut conn = admin(&db.base_url).await;
-    sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", db.name)).execute(&mut conn).await.unwrap();
+    db.drop_database().await.unwrap();
     pg.unwrap();
     alt.unwrap();
     let err = other.err().unwrap();
@@ -585,6 +536,49 @@ async fn delivery_state_round_trip() {
         let replay = s.saved_response(&t.app.id, "key-1").await.unwrap().unwrap();
         assert_eq!((replay.status, replay.body, replay.created_at), (201, b"{}".to_vec(), response.created_at));
         assert!(s.saved_response(&t.app.id, "key-2").await.unwrap().is_none());
+    })
+    .await;
+}
+
+/// Two processes' stores: while one holds an app's delivery lease the other
+/// cannot take it, until it is released (which wakes the other's workers)
+/// or expires; of many simultaneous claims exactly one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_leases_have_one_holder_at_a_time() {
+    with_db(|db| async move {
+        let t = tenant(&db).await;
+        let (a, b) = (t.store.clone(), Arc::new(PgStore::open(&db.app_url).await.unwrap()));
+        let app = t.app.id.as_str();
+        let long = Duration::from_secs(30);
+
+        assert!(a.claim_app(app, "a", long).await.unwrap());
+        assert!(a.claim_app(app, "a", long).await.unwrap(), "the holder renews");
+        assert!(!b.claim_app(app, "b", long).await.unwrap(), "held by a");
+        b.release_app(app, "b").await.unwrap();
+        assert!(!b.claim_app(app, "b", long).await.unwrap(), "only the holder releases");
+
+        let mut woken = b.commits();
+        woken.borrow_and_update();
+        a.release_app(app, "a").await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), woken.changed())
+            .await
+            .expect("a release wakes the other process")
+            .unwrap();
+        assert!(b.claim_app(app, "b", Duration::from_millis(300)).await.unwrap(), "free after release");
+        assert!(!a.claim_app(app, "a", long).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(a.claim_app(app, "a", long).await.unwrap(), "an expired lease is taken over");
+        assert!(!b.claim_app(app, "b", long).await.unwrap());
+
+        a.release_app(app, "a").await.unwrap();
+        let mut claims = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let app = app.to_string();
+            claims.spawn(async move { store.claim_app(&app, &format!("h{i}"), long).await.unwrap() });
+        }
+        let won = claims.join_all().await.into_iter().filter(|w| *w).count();
+        assert_eq!(won, 1, "exactly one simultaneous claim wins");
     })
     .await;
 }

@@ -1,5 +1,13 @@
-//! The test harness: a real hub on 127.0.0.1:0 with a SQLite file of its own,
+//! The test harness: a real hub on 127.0.0.1:0 with a database of its own,
 //! typed helpers for the platform and the API, and real webhook receivers.
+//!
+//! The database is a temporary SQLite file unless `SHAREHUB_TEST_BACKEND=postgres`
+//! and `SHAREHUB_TEST_POSTGRES_URL` (a superuser URL, e.g.
+//! `postgres://postgres@127.0.0.1:5432/postgres`) are set: then each
+//! [`TestApp`] gets a PostgreSQL database of its own, migrated by the superuser
+//! and used by the hub as the non-superuser role `sharehub_app` (so row-level
+//! security applies), kept across [`TestApp::restart`] and dropped with the
+//! [`TestApp`].
 #![allow(dead_code)]
 
 pub mod receiver;
@@ -9,6 +17,7 @@ use std::time::Duration;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 use sharehub_server::{Config, Running};
+use sharehub_store::test_support::{self, TestDb};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -27,13 +36,91 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub config: Config,
     running: Option<Running>,
-    _dir: tempfile::TempDir,
+    // Declared after `running` so the hub goes before its database.
+    _db: Database,
+}
+
+/// The database behind one [`TestApp`]; removed when dropped.
+enum Database {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgDatabase),
+}
+
+/// A PostgreSQL test database, dropped (`WITH (FORCE)`) with this value.
+struct PgDatabase(TestDb);
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.drop_database_blocking() {
+            eprintln!("could not drop the test database {}: {e:#}", self.0.name);
+        }
+    }
+}
+
+impl Database {
+    /// A fresh database on the backend the environment asks for; answers it
+    /// with the URL the hub should open.
+    async fn create() -> (Self, String) {
+        match postgres_base_url() {
+            Some(base) => {
+                let db = TestDb::create(&base).await.expect("creating a PostgreSQL test database");
+                let url = db.app_url.clone();
+                (Database::Postgres(PgDatabase(db)), url)
+            }
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = sqlite_url(&dir.path().join("hub.db"));
+                (Database::Sqlite(dir), url)
+            }
+        }
+    }
+}
+
+/// The superuser URL to make PostgreSQL databases from, when the environment
+/// asks for that backend (`SHAREHUB_TEST_BACKEND=postgres`).
+fn postgres_base_url() -> Option<String> {
+    match std::env::var("SHAREHUB_TEST_BACKEND").ok().as_deref() {
+        None | Some("") | Some("sqlite") => None,
+        Some("postgres") => {
+            let url = test_support::base_url_from_env();
+            if url.is_none() {
+                skip_notice();
+            }
+            url
+        }
+        Some(other) => panic!("SHAREHUB_TEST_BACKEND={other:?}: expected \"sqlite\" or \"postgres\""),
+    }
+}
+
+/// Says, once per test binary, why PostgreSQL was asked for but not used.
+/// Written to stderr directly: `eprintln!` output is captured by the test
+/// runner and would only show for failing tests.
+fn skip_notice() {
+    static NOTICE: std::sync::Once = std::sync::Once::new();
+    NOTICE.call_once(|| {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "PostgreSQL skipped: SHAREHUB_TEST_BACKEND=postgres but {} is not set \
+             (e.g. postgres://postgres@127.0.0.1:5432/postgres); running on SQLite",
+            test_support::URL_VAR
+        );
+    });
+}
+
+fn sqlite_url(db_path: &std::path::Path) -> String {
+    format!("sqlite://{}", db_path.display())
 }
 
 /// The configuration tests start from: fast retries, fast polling.
 pub fn test_config(db_path: &std::path::Path) -> Config {
+    test_config_for(sqlite_url(db_path))
+}
+
+/// [`test_config`] on the database at `database_url`.
+pub fn test_config_for(database_url: String) -> Config {
     let mut config = Config::load(None).expect("default config");
-    config.database_url = format!("sqlite://{}", db_path.display());
+    config.database_url = database_url;
     config.admin_token = Some(sharehub_server::config::Secret::new(ADMIN_TOKEN));
     config.delivery.retry_schedule = "100ms,200ms,300ms".into();
     config.delivery.jitter = 0.0;
@@ -49,12 +136,12 @@ impl TestApp {
 
     /// Starts a hub after `adjust` has changed the test configuration.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = test_config(&dir.path().join("hub.db"));
+        let (db, url) = Database::create().await;
+        let mut config = test_config_for(url);
         adjust(&mut config);
         let running = start(&config).await;
         let base = format!("http://{}", running.addr);
-        Self { base, client: reqwest::Client::new(), config, running: Some(running), _dir: dir }
+        Self { base, client: reqwest::Client::new(), config, running: Some(running), _db: db }
     }
 
     /// Stops the hub (finishing requests in flight) and starts it again on the same database.

@@ -15,6 +15,9 @@
 //!   and the policies of `0001_init.sql` hide every other organization's
 //!   rows. The hub must connect as a role that is neither superuser nor
 //!   `BYPASSRLS` (the tables' owner is fine: the tables `FORCE` RLS).
+//! * **One deliverer per app.** Every process runs delivery tasks, but only
+//!   the holder of an app's lease (`delivery_leases`, [`lease`]) sends its
+//!   batches; a dead process's leases expire and another process takes over.
 //! * **Waking delivery workers.** A write that changed something sends
 //!   `NOTIFY sharehub_commits` in its transaction; every process listens and
 //!   bumps its [`Store::commits`] channel ([`notify`]).
@@ -23,6 +26,7 @@
 //! own savepoint, as on SQLite.
 
 mod delivery;
+mod lease;
 mod notify;
 mod platform;
 mod records;
@@ -280,6 +284,13 @@ impl Store for PgStore {
     }
     async fn set_endpoint_disabled(&self, app_id: &str, reason: Option<&str>) -> Result<(), StoreError> {
         self.platform_changed(self.set_endpoint_disabled_impl(app_id, reason).await)
+    }
+
+    async fn claim_app(&self, app_id: &str, holder: &str, lease: Duration) -> Result<bool, StoreError> {
+        self.claim_app_impl(app_id, holder, lease).await
+    }
+    async fn release_app(&self, app_id: &str, holder: &str) -> Result<(), StoreError> {
+        self.release_app_impl(app_id, holder).await
     }
 
     fn commits(&self) -> watch::Receiver<u64> {

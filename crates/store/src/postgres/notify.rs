@@ -15,7 +15,8 @@ use tokio::sync::watch;
 use crate::error::Context;
 use crate::StoreError;
 
-/// The channel commits are announced on; the payload is an organization id.
+/// The channel commits are announced on; the payload is an organization id
+/// (an app id when a delivery lease is released). Listeners ignore it.
 pub(crate) const CHANNEL: &str = "sharehub_commits";
 
 /// Queues one notification per organization, sent when `conn`'s

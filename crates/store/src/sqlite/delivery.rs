@@ -1,6 +1,8 @@
 //! Webhook delivery state and idempotency keys on SQLite.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
@@ -364,5 +366,41 @@ impl SqliteStore {
                 })
             })
             .await
+    }
+}
+
+/// Delivery leases of a SQLite store: app id -> (holder, expiry).
+pub(crate) type Leases = Mutex<HashMap<String, (String, Instant)>>;
+
+impl SqliteStore {
+    /// Takes or renews an app's lease in memory.
+    ///
+    /// One hub process owns a SQLite file, so there is no other process to
+    /// share delivery with and a table would only add writes to the single
+    /// writer. The leases still behave as on PostgreSQL within the process
+    /// (one holder at a time, expiry, release), so two delivery loops over
+    /// one store never send the same app's batches at once.
+    pub(crate) fn claim_app_impl(&self, app_id: &str, holder: &str, lease: Duration) -> bool {
+        let now = Instant::now();
+        // A poisoned lock only means another claim panicked; the map is intact.
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let free = match leases.get(app_id) {
+            Some((current, expires)) => current == holder || *expires < now,
+            None => true,
+        };
+        if free {
+            // An absurdly long lease is held for a day rather than overflowing.
+            let expires = now.checked_add(lease).unwrap_or(now + Duration::from_secs(86_400));
+            leases.insert(app_id.to_string(), (holder.to_string(), expires));
+        }
+        free
+    }
+
+    /// Drops the lease if `holder` has it.
+    pub(crate) fn release_app_impl(&self, app_id: &str, holder: &str) {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        if leases.get(app_id).is_some_and(|(current, _)| current == holder) {
+            leases.remove(app_id);
+        }
     }
 }

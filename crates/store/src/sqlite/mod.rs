@@ -38,6 +38,8 @@ pub struct SqliteStore {
     /// Bumped after a write to apps, their entities or groups commits, so the
     /// delivery supervisor starts a new app's task without waiting for its poll.
     platform: watch::Sender<u64>,
+    /// Delivery leases, kept in memory: see [`SqliteStore::claim_app_impl`].
+    leases: delivery::Leases,
 }
 
 impl SqliteStore {
@@ -68,7 +70,7 @@ impl SqliteStore {
             .context("opening read connections")?;
         let (commits_tx, commits) = watch::channel(0);
         let platform = watch::Sender::new(0);
-        Ok(Self { reader, writer: Writer::start(conn, commits_tx), commits, platform })
+        Ok(Self { reader, writer: Writer::start(conn, commits_tx), commits, platform, leases: Default::default() })
     }
 
     /// Applies migrations and closes: `sharehub migrate`.
@@ -216,6 +218,14 @@ impl Store for SqliteStore {
     async fn set_endpoint_disabled(&self, app_id: &str, reason: Option<&str>) -> Result<(), StoreError> {
         self.set_endpoint_disabled_impl(app_id, reason).await?;
         self.platform_changed();
+        Ok(())
+    }
+
+    async fn claim_app(&self, app_id: &str, holder: &str, lease: Duration) -> Result<bool, StoreError> {
+        Ok(self.claim_app_impl(app_id, holder, lease))
+    }
+    async fn release_app(&self, app_id: &str, holder: &str) -> Result<(), StoreError> {
+        self.release_app_impl(app_id, holder);
         Ok(())
     }
 
