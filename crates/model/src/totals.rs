@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::catalog::EntityDef;
 use crate::schema::decimal_to_json;
+use crate::FieldError;
 
 /// The amount kinds computed from lines.
 const KINDS: [&str; 3] = ["net_amount", "total_amount", "tax_amount"];
@@ -27,24 +28,37 @@ const KINDS: [&str; 3] = ["net_amount", "total_amount", "tax_amount"];
 /// `quantity` x `unit_price`, then the record's missing `amount` totals from the sum
 /// over the lines. Never overwrites a value the client sent. Values that are not
 /// decimals are left alone (validation reports them).
-pub fn fill_amounts(def: &EntityDef, record: &mut Value) {
+///
+/// A product or sum too large for a decimal is an error at its path rather
+/// than a total silently left out.
+pub fn fill_amounts(def: &EntityDef, record: &mut Value) -> Result<(), Vec<FieldError>> {
     if !def.lines {
-        return;
+        return Ok(());
     }
     let Some(lines) = record.get_mut("lines").and_then(Value::as_array_mut) else {
-        return;
+        return Ok(());
     };
     if lines.is_empty() {
-        return;
+        return Ok(());
     }
-    for line in lines.iter_mut().filter_map(Value::as_object_mut) {
-        fill_line(line);
+    let mut errors = Vec::new();
+    for (i, line) in lines.iter_mut().enumerate() {
+        let Some(line) = line.as_object_mut() else { continue };
+        if let Err(kind) = fill_line(line) {
+            errors.push(FieldError::new(format!("lines/{i}/total_price/{kind}"), TOO_LARGE));
+        }
     }
-    let totals = line_totals(lines);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let totals = line_totals(lines).map_err(|kind| vec![FieldError::new(format!("amount/{kind}"), TOO_LARGE)])?;
     if let Some(record) = record.as_object_mut() {
         fill_amount(record, &totals);
     }
+    Ok(())
 }
+
+const TOO_LARGE: &str = "the total of the lines is too large for a decimal number";
 
 /// Sums over the lines, per kind, and the currency they agree on.
 #[derive(Default)]
@@ -53,19 +67,20 @@ struct LineTotals {
     currency: Option<Value>,
 }
 
-fn fill_line(line: &mut Map<String, Value>) {
+/// Fills a line's `total_price`; fails with the amount kind that overflowed.
+fn fill_line(line: &mut Map<String, Value>) -> Result<(), &'static str> {
     let Some(quantity) = line.get("quantity").and_then(decimal) else {
-        return;
+        return Ok(());
     };
     let Some(unit_price) = line.get("unit_price").and_then(Value::as_object).cloned() else {
-        return;
+        return Ok(());
     };
     let total_price = line.entry("total_price").or_insert_with(|| Value::Object(Map::new()));
     if total_price.is_null() {
         *total_price = Value::Object(Map::new());
     }
     let Some(total_price) = total_price.as_object_mut() else {
-        return;
+        return Ok(());
     };
 
     let mut computed = false;
@@ -76,16 +91,16 @@ fn fill_line(line: &mut Map<String, Value>) {
         let Some(unit) = unit_price.get(kind).and_then(decimal) else {
             continue;
         };
-        if let Some(product) = product(quantity, unit).and_then(decimal_to_json) {
-            total_price.insert(kind.to_owned(), product);
-            computed = true;
-        }
+        let product = product(quantity, unit).and_then(decimal_to_json).ok_or(kind)?;
+        total_price.insert(kind.to_owned(), product);
+        computed = true;
     }
     if computed {
         for key in ["tax_rate", "currency"] {
             copy_if_missing(&unit_price, total_price, key);
         }
     }
+    Ok(())
 }
 
 /// quantity x unit price, with at least the unit price's scale.
@@ -97,22 +112,22 @@ fn product(quantity: Decimal, unit: Decimal) -> Option<Decimal> {
     Some(result)
 }
 
-fn line_totals(lines: &[Value]) -> LineTotals {
+/// Sums the lines' totals per kind; fails with the kind whose sum overflowed.
+fn line_totals(lines: &[Value]) -> Result<LineTotals, &'static str> {
     let priced: Vec<&Map<String, Value>> =
         lines.iter().filter_map(|line| line.get("total_price").and_then(Value::as_object)).collect();
     let mut totals = LineTotals::default();
     if priced.is_empty() {
-        return totals;
+        return Ok(totals);
     }
     for kind in KINDS {
         let values: Option<Vec<Decimal>> = priced.iter().map(|price| price.get(kind).and_then(decimal)).collect();
-        let sum = values.and_then(|v| v.into_iter().try_fold(Decimal::ZERO, Decimal::checked_add));
-        if let Some(sum) = sum {
-            totals.sums.push((kind, sum));
-        }
+        let Some(values) = values else { continue };
+        let sum = values.into_iter().try_fold(Decimal::ZERO, Decimal::checked_add).ok_or(kind)?;
+        totals.sums.push((kind, sum));
     }
     totals.currency = common_currency(lines);
-    totals
+    Ok(totals)
 }
 
 /// The currency every line states (on its total or unit price), if they agree.
@@ -190,7 +205,7 @@ mod tests {
     }
 
     fn filled(mut record: Value) -> Value {
-        fill_amounts(entity("invoices").unwrap(), &mut record);
+        fill_amounts(entity("invoices").unwrap(), &mut record).unwrap();
         record
     }
 
@@ -253,7 +268,7 @@ mod tests {
     #[test]
     fn entities_without_lines_and_odd_values_are_left_alone() {
         let mut person = json!({"lines": [{"quantity": 1, "unit_price": {"net_amount": 1}}]});
-        fill_amounts(entity("people").unwrap(), &mut person);
+        fill_amounts(entity("people").unwrap(), &mut person).unwrap();
         assert!(person.get("amount").is_none());
 
         let record = filled(json!({"lines": [{"quantity": "abc", "unit_price": {"net_amount": 1}}]}));

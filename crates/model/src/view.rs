@@ -49,6 +49,13 @@ pub fn format_timestamp(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// The time of a write, to the millisecond the API shows: a record's
+/// `updated_at` read back then filters equal to itself (`updated_at eq '…'`).
+pub fn write_time() -> jiff::Timestamp {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
+}
+
 /// Renders `record` of entity `def` for `viewer`.
 pub fn render(def: &EntityDef, record: &RecordView<'_>, viewer: &Viewer<'_>, links: &LinkMap) -> Value {
     let mut data = record.data.clone();

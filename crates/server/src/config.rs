@@ -48,6 +48,8 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
+    /// Longest a request may take, body included, in seconds (then 408).
+    pub request_timeout_secs: u64,
     /// Most operations in one `POST /batch`.
     pub batch_max_ops: usize,
     /// How long an `Idempotency-Key` answer is replayed, in hours.
@@ -93,6 +95,9 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         if self.body_limit_bytes < 1024 {
             return Err("body_limit_bytes must be at least 1024".into());
+        }
+        if self.request_timeout_secs == 0 {
+            return Err("request_timeout_secs must be positive".into());
         }
         if self.batch_max_ops == 0 || self.delivery.batch_records == 0 {
             return Err("batch_max_ops and delivery.batch_records must be positive".into());

@@ -38,6 +38,10 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("{0}")]
     Unavailable(String),
+    /// Any other status, for answers made outside the handlers (timeouts,
+    /// URIs too long, rejected query strings).
+    #[error("{detail}")]
+    Status { status: StatusCode, detail: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -59,6 +63,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Status { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +82,7 @@ impl ApiError {
             ApiError::Invalid(_) => ("invalid-field", "Invalid field"),
             ApiError::IdempotencyKeyReused => ("idempotency-key-reused", "Idempotency key reused"),
             ApiError::Unavailable(_) => ("service-unavailable", "Service unavailable"),
+            ApiError::Status { status, .. } => status_code_and_title(*status),
             ApiError::Internal(_) => ("internal-error", "Internal error"),
         }
     }
@@ -101,6 +107,20 @@ impl ApiError {
             other => vec![error_entry(&status, code, title, other.detail(), None)],
         };
         json!({ "errors": errors })
+    }
+}
+
+fn status_code_and_title(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => ("bad-request", "Bad request"),
+        405 => ("method-not-allowed", "Method not allowed"),
+        408 => ("request-timeout", "Request timeout"),
+        413 => ("payload-too-large", "Payload too large"),
+        414 => ("uri-too-long", "URI too long"),
+        415 => ("unsupported-media-type", "Unsupported media type"),
+        431 => ("headers-too-large", "Request headers too large"),
+        s if s >= 500 => ("internal-error", "Internal error"),
+        _ => ("error", "Error"),
     }
 }
 

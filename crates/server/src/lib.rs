@@ -8,6 +8,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
+mod json_errors;
 pub mod openapi;
 pub mod platform;
 pub mod state;
@@ -30,12 +31,17 @@ pub use state::AppState;
 /// The whole router with its middleware.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.body_limit_bytes;
+    let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let router = Router::new()
         .merge(api::routes())
         .merge(platform::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
+        // A client that stalls mid-request is cut off, so it can neither hold
+        // a connection forever nor keep a graceful shutdown waiting.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(axum::middleware::map_response(json_errors::ensure_json_errors))
         .with_state(state);
     telemetry::instrument(router)
 }

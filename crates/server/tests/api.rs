@@ -16,6 +16,8 @@ mod crud;
 mod errors;
 #[path = "api/external_ids.rs"]
 mod external_ids;
+#[path = "api/hardening.rs"]
+mod hardening;
 #[path = "api/paging.rs"]
 mod paging;
 #[path = "api/tenancy.rs"]

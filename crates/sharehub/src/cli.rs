@@ -16,6 +16,9 @@ pub fn init_logging(format: &str, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    // Logs go to stderr, coloured only on a terminal, so stdout stays for
+    // what commands print (JSON of the CLI, the demo's report).
+    let builder = builder.with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
@@ -23,11 +26,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = sharehub_store::open(&config.database_url).await.context("opening the database")?;
     let listener =
         tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
+    let grace = std::time::Duration::from_secs(config.request_timeout_secs);
     let running = sharehub_server::start(config, store, listener).await?;
     println!("sharehub listening on http://{}", running.addr);
     shutdown_signal().await;
-    tracing::info!("shutting down: finishing requests in flight");
-    running.stop().await;
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing requests in flight");
+    if tokio::time::timeout(grace, running.stop()).await.is_err() {
+        tracing::warn!("requests still in flight after the grace period; stopping anyway");
+    }
     Ok(())
 }
 

@@ -73,12 +73,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     if let Command::DefaultConfig = args.command {
-        print!("{}", sharehub_server::config::DEFAULT_CONFIG);
-        return Ok(());
+        return print_text(sharehub_server::config::DEFAULT_CONFIG);
     }
     if let Command::Openapi = args.command {
-        println!("{}", sharehub_server::openapi::OPENAPI_JSON);
-        return Ok(());
+        return print_text(sharehub_server::openapi::OPENAPI_JSON);
     }
     let mut config = sharehub_server::Config::load(args.config.as_deref())?;
     if let Some(database) = args.database {
@@ -101,5 +99,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::App(cmd) => cli::app(&config, cmd).await,
         Command::Install(install) => cli::install(&config, install).await,
         Command::DefaultConfig | Command::Openapi => Ok(()),
+    }
+}
+
+/// Prints a document; a closed pipe (`sharehub openapi | head`) is not an error.
+fn print_text(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }

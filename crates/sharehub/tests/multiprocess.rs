@@ -104,7 +104,7 @@ async fn lease_holder_pid(db: &Db, app_id: &str) -> Option<u32> {
         .fetch_optional(&mut conn)
         .await
         .unwrap();
-    holder?.rsplitn(3, '-').nth(1)?.parse().ok()
+    holder?.rsplit('-').nth(1)?.parse().ok()
 }
 
 // --- hub processes ----------------------------------------------------------

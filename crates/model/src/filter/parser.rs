@@ -200,7 +200,9 @@ impl Parser {
         let position = self.here();
         let found = self.found();
         let literal = match self.advance().map(|t| (t.keyword(), t.kind)) {
-            Some((_, TokenKind::Str(s))) => Some(Literal::String(s)),
+            // A date-time written with an offset compares with stored ones,
+            // which are kept in UTC with `Z`: normalise it the same way.
+            Some((_, TokenKind::Str(s))) => Some(Literal::String(crate::schema::canonical_date_time(&s).unwrap_or(s))),
             Some((_, TokenKind::Number(n))) => Some(Literal::Number(n)),
             Some((Some(k), _)) if k == "true" => Some(Literal::Bool(true)),
             Some((Some(k), _)) if k == "false" => Some(Literal::Bool(false)),

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::catalog::{self, EntityDef};
 
-pub(crate) use formats::{decimal_to_json, parse_decimal};
+pub(crate) use formats::{canonical_date_time, decimal_to_json, parse_decimal};
 pub use normalize::normalize;
 pub use validate::validate;
 

@@ -88,10 +88,15 @@ fn check_url(url: Option<&str>) -> Option<FieldError> {
 }
 
 fn check_entities(entities: &[EntityAccess]) -> Vec<FieldError> {
-    entities
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| catalog::entity(&e.entity).is_none())
-        .map(|(i, e)| FieldError::new(format!("entities/{i}/entity"), format!("{:?} is not a shared entity", e.entity)))
-        .collect()
+    let mut seen = std::collections::HashSet::new();
+    let mut errors = Vec::new();
+    for (i, access) in entities.iter().enumerate() {
+        let path = format!("entities/{i}/entity");
+        if catalog::entity(&access.entity).is_none() {
+            errors.push(FieldError::new(path, format!("{:?} is not a shared entity", access.entity)));
+        } else if !seen.insert(access.entity.as_str()) {
+            errors.push(FieldError::new(path, format!("{:?} is listed twice; give its rights once", access.entity)));
+        }
+    }
+    errors
 }

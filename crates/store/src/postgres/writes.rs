@@ -65,7 +65,7 @@ async fn run_ops(
         set_scope(&mut *conn, "sharehub.org_id", &op.org_id).await?;
         sqlx::query("SAVEPOINT op").execute(&mut *conn).await.context("opening a savepoint")?;
 
-        let result = write::apply(&mut *conn, op, jiff::Timestamp::now()).await?;
+        let result = write::apply(&mut *conn, op, sharehub_model::view::write_time()).await?;
 
         if result.is_err() {
             sqlx::query("ROLLBACK TO op").execute(&mut *conn).await.context("rolling back a refused write")?;

@@ -91,7 +91,7 @@ async fn run_ops(
     let mut tx = buffer::BufferedTx::new(conn);
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
-        results.push(write::apply(&mut tx, op, jiff::Timestamp::now()).await?);
+        results.push(write::apply(&mut tx, op, sharehub_model::view::write_time()).await?);
     }
     tx.flush().await?;
     Ok(results)

@@ -167,8 +167,8 @@ async fn create<T: WriteTx + ?Sized>(
     let mut data = Map::new();
     merge::merge_patch(&mut data, patch);
     let mut data = Value::Object(data);
-    if op.entity.lines {
-        totals::fill_amounts(op.entity, &mut data);
+    if let Err(errors) = totals::fill_amounts(op.entity, &mut data) {
+        return Ok(Err(WriteError::Invalid(errors)));
     }
     if let Err(errors) = schema::validate(op.entity, &data) {
         return Ok(Err(WriteError::Invalid(errors)));
@@ -262,11 +262,14 @@ fn next_state(
     }
 
     let mut data = old.data.as_object().cloned().unwrap_or_default();
+    // New lines make the old amount stale: unless the same write sends an
+    // amount, it is computed again from the new lines.
+    if op.entity.lines && patch.contains_key("lines") && !patch.contains_key("amount") {
+        data.shift_remove("amount");
+    }
     merge::merge_patch(&mut data, patch);
     let mut data = Value::Object(data);
-    if op.entity.lines {
-        totals::fill_amounts(op.entity, &mut data);
-    }
+    totals::fill_amounts(op.entity, &mut data).map_err(WriteError::Invalid)?;
     schema::validate(op.entity, &data).map_err(WriteError::Invalid)?;
 
     let hash = merge::content_hash(&data);

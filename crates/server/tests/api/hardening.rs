@@ -1,0 +1,124 @@
+//! Cases found by trying to break the hub from the outside: stale totals,
+//! decimal overflow, date filters with offsets, timestamps read back, errors
+//! made outside the handlers, a client that stalls mid-request.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{TestApp, ADMIN_TOKEN};
+use crate::support::{assert_error, assert_invalid_at, send_json, World};
+
+fn id_of(record: &Value) -> String {
+    record["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn new_lines_in_a_put_recompute_the_amount() {
+    let world = World::new().await;
+    let line = |q: u32, price: &str| json!({ "quantity": q, "unit_price": { "total_amount": price } });
+    let invoice = world.create("invoices", json!({ "type": "CUSTOMER", "lines": [line(2, "1.50")] })).await;
+    assert_eq!(invoice["amount"]["total_amount"].to_string(), "3.00");
+
+    let path = format!("invoices/{}", id_of(&invoice));
+    let (status, body) = world.put(&path, "invoices", json!({ "lines": [line(3, "2.00")] })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["invoices"]["amount"]["total_amount"].to_string(), "6.00", "{body}");
+
+    // An amount sent with the lines is the client's to keep.
+    let (_, body) =
+        world.put(&path, "invoices", json!({ "lines": [line(1, "2.00")], "amount": { "total_amount": 9 } })).await;
+    assert_eq!(body["invoices"]["amount"]["total_amount"].to_string(), "9", "{body}");
+}
+
+#[tokio::test]
+async fn a_total_too_large_for_a_decimal_is_a_422_and_stores_nothing() {
+    let world = World::new().await;
+    let max = "79228162514264337593543950335";
+    let line = json!({ "quantity": 2, "unit_price": { "net_amount": max } });
+    let (status, body) = world.post("invoices", json!({ "type": "CUSTOMER", "lines": [line] })).await;
+    assert_invalid_at(status, &body, "lines/0/total_price/net_amount");
+
+    let line = json!({ "quantity": 1, "unit_price": { "net_amount": max } });
+    let (status, body) = world.post("invoices", json!({ "type": "CUSTOMER", "lines": [line.clone(), line] })).await;
+    assert_invalid_at(status, &body, "amount/net_amount");
+    assert!(world.list_all("invoices").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_date_filter_written_with_an_offset_compares_instants() {
+    let world = World::new().await;
+    let invoice =
+        json!({ "type": "CUSTOMER", "transaction_number": "TZ1", "transaction_date": "2024-01-01T01:00:00+02:00" });
+    world.create("invoices", invoice).await;
+
+    for (filter, expected) in [
+        ("transaction_date eq '2024-01-01T01:00:00+02:00'", 1),
+        ("transaction_date gt '2024-01-01T00:30:00+02:00'", 1),
+        ("transaction_date lt '2024-01-01T00:00:00+01:00'", 0),
+        ("transaction_date eq '2023-12-31T23:00:00Z'", 1),
+    ] {
+        let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("$filter", filter).finish();
+        let (status, body) = world.get(&format!("invoices?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["pagination"]["total"], expected, "{filter}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_records_updated_at_read_back_filters_equal_to_itself() {
+    let world = World::new().await;
+    let person = world.create("people", json!({ "first_name": "Ada" })).await;
+    let updated_at = person["updated_at"].as_str().unwrap();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("$filter", &format!("updated_at eq '{updated_at}'"))
+        .finish();
+    let (_, body) = world.get(&format!("people?{query}")).await;
+    assert_eq!(body["pagination"]["total"], 1, "{body}");
+
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("$filter", &format!("updated_at gt '{updated_at}'"))
+        .finish();
+    let (_, body) = world.get(&format!("people?{query}")).await;
+    assert_eq!(body["pagination"]["total"], 0, "{body}");
+}
+
+#[tokio::test]
+async fn an_entity_listed_twice_for_an_app_is_a_422() {
+    let hub = TestApp::spawn().await;
+    let app = json!({ "name": "x", "provider": "dup", "entities": [
+        { "entity": "people", "read": true }, { "entity": "people", "write": true } ] });
+    let (status, body) = send_json(hub.admin(Method::POST, "/platform/v1/apps").json(&app)).await;
+    assert_invalid_at(status, &body, "entities/1/entity");
+}
+
+#[tokio::test]
+async fn a_query_string_the_server_cannot_read_answers_the_json_error() {
+    let hub = TestApp::spawn().await;
+    let request = hub.admin(Method::GET, "/platform/v1/apps/app-none/deliveries?limit=-1");
+    let (status, body) = send_json(request).await;
+    assert_error(status, &body, 400, "bad-request");
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_mid_body_gets_a_json_408() {
+    let hub = TestApp::spawn_with(|c| c.request_timeout_secs = 1).await;
+    let addr = hub.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /platform/v1/orgs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\": \"x"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the hub kept a stalled request open");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"code\":\"request-timeout\""), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
