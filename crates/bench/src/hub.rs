@@ -1,6 +1,8 @@
 //! Hubs to benchmark: a real one started in-process on 127.0.0.1:0 with a
-//! fresh SQLite file, or the release `sharehub serve` binary as a child
-//! process; and the platform API calls that register orgs, apps and groups.
+//! fresh SQLite file or a fresh PostgreSQL database (created by the bench,
+//! used as the non-superuser role `sharehub_app`, dropped afterwards), or the
+//! release `sharehub serve` binary as a child process; and the platform API
+//! calls that register orgs, apps and groups.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use sharehub_server::{Config, Running};
+use sharehub_store::test_support::TestDb;
 
 pub const ADMIN_TOKEN: &str = "bench-admin-token";
 
@@ -93,30 +96,69 @@ impl Platform {
     }
 }
 
-/// A hub running in this process on a SQLite file of its own.
+/// A hub running in this process on a SQLite file or a PostgreSQL database of its own.
 pub struct Hub {
     pub platform: Platform,
     running: Option<Running>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+    /// The fresh PostgreSQL database, dropped by [`Hub::stop`] (or on drop).
+    pg: Option<TestDb>,
 }
 
 impl Hub {
     /// Starts a hub with the default configuration (as `sharehub serve` has it).
     pub async fn start() -> Result<Self> {
         let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        let mut hub = Self::start_on(url).await?;
+        hub._dir = Some(dir);
+        Ok(hub)
+    }
+
+    /// Starts a hub on a fresh database of the server of `superuser_url`,
+    /// migrated by the superuser; the hub connects as `sharehub_app`.
+    pub async fn start_postgres(superuser_url: &str) -> Result<Self> {
+        let db = TestDb::create(superuser_url).await?;
+        match Self::start_on(db.app_url.clone()).await {
+            Ok(mut hub) => {
+                hub.pg = Some(db);
+                Ok(hub)
+            }
+            Err(e) => {
+                db.drop_database().await.ok();
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_on(database_url: String) -> Result<Self> {
         let mut config = Config::load(None).map_err(|e| anyhow::anyhow!("default config: {e}"))?;
-        config.database_url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        config.database_url = database_url;
         config.admin_token = Some(sharehub_server::config::Secret::new(ADMIN_TOKEN));
         let store = sharehub_store::open(&config.database_url).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let running = sharehub_server::start(config, store, listener).await?;
         let platform = Platform::new(format!("http://{}", running.addr));
-        Ok(Self { platform, running: Some(running), _dir: dir })
+        Ok(Self { platform, running: Some(running), _dir: None, pg: None })
     }
 
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await;
+        }
+        if let Some(db) = self.pg.take() {
+            if let Err(e) = db.drop_database().await {
+                eprintln!("warning: could not drop {}: {e:#}", db.name);
+            }
+        }
+    }
+}
+
+impl Drop for Hub {
+    /// A scenario that failed half-way still removes its database.
+    fn drop(&mut self) {
+        if let Some(db) = self.pg.take() {
+            db.drop_database_blocking().ok();
         }
     }
 }

@@ -45,7 +45,11 @@ pub async fn send_batch(platform: &Platform, app: &AppCreds, body: String) -> Re
 
 /// Imports `rows` into a fresh in-process hub, `batch` ops per call; answers the time taken.
 pub async fn hub_import(rows: &[Row], batch: usize) -> Result<Duration> {
-    let hub = Hub::start().await?;
+    hub_import_on(Hub::start().await?, rows, batch).await
+}
+
+/// [`hub_import`] into a hub already started (on any database); stops it.
+pub async fn hub_import_on(hub: Hub, rows: &[Row], batch: usize) -> Result<Duration> {
     let entities = ["organizations", "people", "employees", "items", "invoices"];
     let (app, group) = hub.platform.writer_app("bench-import", &entities).await?;
     // Bodies are built before the clock starts: the client shares the CPUs.

@@ -7,6 +7,10 @@
 //! sits on rather than against a number from another machine.
 //!
 //! `cargo run --release -p sharehub-bench -- <scenario>` or `-- all`.
+//!
+//! The `pg-*` scenarios (or `pg-all`) run the hub on PostgreSQL instead:
+//! `-- pg-all --postgres postgres://postgres@127.0.0.1:5432/postgres` (a
+//! superuser URL; each hub gets a fresh database, used as `sharehub_app`).
 
 // mimalloc instead of the system allocator: the hub allocates many small
 // JSON values per record, and glibc's malloc spent a third of an import in
@@ -17,6 +21,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod data;
 mod hub;
 mod import;
+mod pg;
+mod pg_fanout;
 mod post;
 mod report;
 mod rss;
@@ -24,7 +30,7 @@ mod webhook;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use report::Metric;
 
@@ -60,7 +66,22 @@ struct Args {
     /// Records stored by rss-1m.
     #[arg(long, default_value_t = 1_000_000)]
     records: u64,
-    /// Where `all` writes its Markdown table.
+    /// Superuser URL of the PostgreSQL server of the pg-* scenarios.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Concurrent clients of pg-post.
+    #[arg(long, default_value_t = 32)]
+    pg_clients: usize,
+    /// Writes per second of pg-webhook-latency.
+    #[arg(long, default_value_t = 300)]
+    pg_write_rate: u64,
+    /// Subscribed apps of pg-fanout.
+    #[arg(long, default_value_t = 6)]
+    fanout_apps: usize,
+    /// Changes written before delivery starts in pg-fanout.
+    #[arg(long, default_value_t = 20_000)]
+    fanout_records: u64,
+    /// Where `all` and `pg-all` write their Markdown table.
     #[arg(long, default_value = "bench-results.md")]
     markdown: PathBuf,
 }
@@ -74,6 +95,11 @@ enum Scenario {
     #[value(name = "rss-1m")]
     Rss1m,
     All,
+    PgImport,
+    PgPost,
+    PgWebhookLatency,
+    PgFanout,
+    PgAll,
 }
 
 #[tokio::main]
@@ -92,6 +118,7 @@ async fn main() -> Result<()> {
             Scenario::WebhookLatency,
             Scenario::Rss1m,
         ],
+        Scenario::PgAll => vec![Scenario::PgImport, Scenario::PgPost, Scenario::PgWebhookLatency, Scenario::PgFanout],
         one => vec![one],
     };
     let mut all = Vec::new();
@@ -100,7 +127,7 @@ async fn main() -> Result<()> {
         report::print_block(name(scenario), &metrics);
         all.extend(metrics);
     }
-    if args.scenario == Scenario::All {
+    if matches!(args.scenario, Scenario::All | Scenario::PgAll) {
         let table = report::markdown(&machine, &all);
         std::fs::write(&args.markdown, &table)?;
         println!("\n{table}\n(written to {})", args.markdown.display());
@@ -116,10 +143,16 @@ fn name(s: Scenario) -> &'static str {
         Scenario::WebhookLatency => "webhook-latency",
         Scenario::Rss1m => "rss-1m",
         Scenario::All => "all",
+        Scenario::PgImport => "pg-import",
+        Scenario::PgPost => "pg-post",
+        Scenario::PgWebhookLatency => "pg-webhook-latency",
+        Scenario::PgFanout => "pg-fanout",
+        Scenario::PgAll => "pg-all",
     }
 }
 
 async fn run(scenario: Scenario, args: &Args) -> Result<Vec<Metric>> {
+    let pg_url = || args.postgres.as_deref().context("the pg-* scenarios need --postgres <superuser URL>");
     match scenario {
         Scenario::ImportChinook => {
             let rows = data::chinook(&args.chinook, "bench-import")?;
@@ -137,6 +170,26 @@ async fn run(scenario: Scenario, args: &Args) -> Result<Vec<Metric>> {
             webhook::run(&webhook::WebhookArgs { rate: args.write_rate, seconds: args.seconds }).await
         }
         Scenario::Rss1m => rss::run(args.records, args.people_batch as u64).await,
-        Scenario::All => unreachable!("expanded above"),
+        Scenario::PgImport => {
+            pg::import(pg_url()?, &data::people("bench-import", 0, args.people), args.people_batch).await
+        }
+        Scenario::PgPost => {
+            let post_args =
+                post::PostArgs { clients: args.pg_clients, seconds: args.seconds, max_requests: args.max_requests };
+            pg::post(pg_url()?, &post_args).await
+        }
+        Scenario::PgWebhookLatency => {
+            pg::webhook_latency(pg_url()?, &webhook::WebhookArgs { rate: args.pg_write_rate, seconds: args.seconds })
+                .await
+        }
+        Scenario::PgFanout => {
+            let fanout = pg_fanout::FanoutArgs {
+                records: args.fanout_records,
+                apps: args.fanout_apps,
+                batch: args.people_batch,
+            };
+            pg_fanout::run(pg_url()?, &fanout).await
+        }
+        Scenario::All | Scenario::PgAll => unreachable!("expanded above"),
     }
 }

@@ -20,10 +20,21 @@ pub struct PostArgs {
 
 pub async fn run(args: &PostArgs) -> Result<Vec<Metric>> {
     const S: &str = "post-single";
-    let hub = Hub::start().await?;
+    println!("{S}: {} clients, up to {} s or {} requests", args.clients, args.seconds, args.max_requests);
+    let (count, elapsed, p) = measure(Hub::start().await?, args).await?;
+    let (per_s, text) = rate(count, elapsed);
+    Ok(vec![
+        Metric::new(S, "requests/s", ">= 3,000/s", text, Some(per_s >= 3000.0)),
+        Metric::info(S, "latency p50", ms(p.at(50.0))),
+        Metric::info(S, "latency p99", ms(p.at(99.0))),
+        Metric::info(S, "requests / clients / time", format!("{count} / {} / {elapsed:.1?}", args.clients)),
+    ])
+}
+
+/// Drives `hub` (on any database) and stops it: (successful requests, wall time, latencies).
+pub async fn measure(hub: Hub, args: &PostArgs) -> Result<(usize, Duration, Percentiles)> {
     let (app, group) = hub.platform.writer_app("bench-post", &["people"]).await?;
     let path = format!("/api/v2/{group}/people");
-    println!("{S}: {} clients, up to {} s or {} requests", args.clients, args.seconds, args.max_requests);
 
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -71,13 +82,5 @@ pub async fn run(args: &PostArgs) -> Result<Vec<Metric>> {
     if failures > 0 {
         bail!("{failures} requests failed");
     }
-    let count = latencies.len();
-    let (per_s, text) = rate(count, elapsed);
-    let p = Percentiles::new(latencies);
-    Ok(vec![
-        Metric::new(S, "requests/s", ">= 3,000/s", text, Some(per_s >= 3000.0)),
-        Metric::info(S, "latency p50", ms(p.at(50.0))),
-        Metric::info(S, "latency p99", ms(p.at(99.0))),
-        Metric::info(S, "requests / clients / time", format!("{count} / {} / {elapsed:.1?}", args.clients)),
-    ])
+    Ok((latencies.len(), elapsed, Percentiles::new(latencies)))
 }

@@ -48,9 +48,30 @@ async fn receive(State(arrivals): State<Arrivals>, body: Bytes) -> &'static str 
     "ok"
 }
 
+/// What [`measure`] saw: per-delivery latencies, writes, their sending time, duplicates.
+pub struct Measured {
+    pub latencies: Percentiles,
+    pub writes: usize,
+    pub write_time: Duration,
+    pub duplicates: usize,
+}
+
 pub async fn run(args: &WebhookArgs) -> Result<Vec<Metric>> {
     const S: &str = "webhook-latency";
-    let hub = Hub::start().await?;
+    let m = measure(Hub::start().await?, args).await?;
+    let (p, total, write_time, duplicates) = (m.latencies, m.writes, m.write_time, m.duplicates);
+    Ok(vec![
+        Metric::new(S, "latency p50", "< 10 ms", ms(p.at(50.0)), Some(p.at(50.0) < Duration::from_millis(10))),
+        Metric::info(S, "latency p95", ms(p.at(95.0))),
+        Metric::new(S, "latency p99", "< 50 ms", ms(p.at(99.0)), Some(p.at(99.0) < Duration::from_millis(50))),
+        Metric::info(S, "latency max", ms(p.max())),
+        Metric::info(S, "deliveries (writes x 3), duplicates", format!("{} ({total} x 3), {duplicates}", p.len())),
+        Metric::info(S, "achieved write rate", format!("{:.0}/s", total as f64 / write_time.as_secs_f64())),
+    ])
+}
+
+/// Runs the scenario on `hub` (on any database) and stops it.
+pub async fn measure(hub: Hub, args: &WebhookArgs) -> Result<Measured> {
     let p = &hub.platform;
     let org = p.create_org("webhook org").await?;
     let mut receivers = Vec::new();
@@ -78,7 +99,7 @@ pub async fn run(args: &WebhookArgs) -> Result<Vec<Metric>> {
     receivers.iter().for_each(|r| r.lock().unwrap().clear());
 
     let total = (args.rate * args.seconds) as usize;
-    println!("{S}: 3 subscribers, {total} writes at {}/s", args.rate);
+    println!("  3 subscribers, {total} writes at {}/s", args.rate);
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
     interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -138,13 +159,5 @@ pub async fn run(args: &WebhookArgs) -> Result<Vec<Metric>> {
     if missing > 0 {
         bail!("{missing} of {} deliveries never arrived", total * 3);
     }
-    let p = Percentiles::new(latencies);
-    Ok(vec![
-        Metric::new(S, "latency p50", "< 10 ms", ms(p.at(50.0)), Some(p.at(50.0) < Duration::from_millis(10))),
-        Metric::info(S, "latency p95", ms(p.at(95.0))),
-        Metric::new(S, "latency p99", "< 50 ms", ms(p.at(99.0)), Some(p.at(99.0) < Duration::from_millis(50))),
-        Metric::info(S, "latency max", ms(p.max())),
-        Metric::info(S, "deliveries (writes x 3), duplicates", format!("{} ({total} x 3), {duplicates}", p.len())),
-        Metric::info(S, "achieved write rate", format!("{:.0}/s", total as f64 / write_time.as_secs_f64())),
-    ])
+    Ok(Measured { latencies: Percentiles::new(latencies), writes: total, write_time, duplicates })
 }

@@ -38,12 +38,25 @@ impl<T> Context<T> for Result<T, sqlx::Error> {
 
 /// PostgreSQL errors a retry can cure: connection failures (class 08),
 /// too many connections (53300), a server shutting down (57P01-57P03),
-/// serialization failures and deadlocks (40001, 40P01).
+/// serialization failures and deadlocks (40001, 40P01), and any error that
+/// ended the session ([`ends_session`]).
 fn is_transient_postgres(error: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = error else { return false };
     let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() else { return false };
     let code = pg.code();
-    code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+    ends_session(pg)
+        || code.starts_with("08")
+        || matches!(code, "53300" | "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+}
+
+/// Whether the server ended the session with this error (severity FATAL or
+/// PANIC). Such an error is never about the request: the server refused the
+/// connection or cut it. The pool passes most of them straight up when it
+/// opens a connection, e.g. a database not accepting connections (55000,
+/// during maintenance), which a code list would miss.
+fn ends_session(pg: &sqlx::postgres::PgDatabaseError) -> bool {
+    use sqlx::postgres::PgSeverity;
+    matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)
 }
 
 /// Why one write was refused. The other writes of the same batch go on.

@@ -8,15 +8,15 @@
 //! two queries that scan the table (matching fields, the singleton) flush
 //! first, so the rules see exactly what they would see statement by statement.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use crate::error::Context;
-use crate::write::WriteTx;
+use crate::write::{WriteOp, WriteTx};
 use crate::{ChangeKind, StoreError, StoredRecord};
 
 /// Rows per multi-row statement; well under SQLite's bound-parameter limit.
@@ -41,6 +41,10 @@ pub(crate) struct BufferedTx<'c> {
     records: Vec<StoredRecord>,
     record_index: HashMap<(String, Uuid), usize>,
     links: HashMap<LinkKey, Uuid>,
+    /// Links read ahead of the ops ([`BufferedTx::prefetch_links`]), and
+    /// those known not to exist; written links take precedence.
+    loaded: HashMap<LinkKey, Uuid>,
+    absent: HashSet<LinkKey>,
     changes: Vec<PendingChange>,
     last_seq: HashMap<String, i64>,
 }
@@ -52,9 +56,70 @@ impl<'c> BufferedTx<'c> {
             records: Vec::new(),
             record_index: HashMap::new(),
             links: HashMap::new(),
+            loaded: HashMap::new(),
+            absent: HashSet::new(),
             changes: Vec::new(),
             last_seq: HashMap::new(),
         }
+    }
+
+    /// Reads in one query per caller every link the ops name with the caller's
+    /// own ids (the record's `id` array and its references), instead of one
+    /// query per op and per invoice line.
+    pub(crate) async fn prefetch_links(&mut self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        let mut wanted: HashMap<(String, String, String), HashSet<(String, String)>> = HashMap::new();
+        for op in ops {
+            let scope = (op.org_id.clone(), op.caller.app_id.clone(), op.caller.realm.clone());
+            let names = wanted.entry(scope).or_default();
+            if let Some(Value::Array(entries)) = op.body.get("id") {
+                names.extend(own_ids(entries, &op.caller.provider).map(|ext| (op.entity.name.to_string(), ext)));
+            }
+            let body = Value::Object(op.body.clone());
+            sharehub_model::catalog::for_each_reference(op.entity, &body, |reference, _, value| {
+                if let Value::Array(entries) = value {
+                    names.extend(own_ids(entries, &op.caller.provider).map(|ext| (reference.target.to_string(), ext)));
+                }
+            });
+        }
+        for ((org, app, realm), names) in wanted {
+            let names: Vec<(String, String)> = names.into_iter().collect();
+            for chunk in names.chunks(ROWS_PER_STATEMENT) {
+                self.load_links(&org, &app, &realm, chunk).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_links(
+        &mut self,
+        org: &str,
+        app: &str,
+        realm: &str,
+        names: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT entity, external_id, record_id FROM id_links WHERE org_id = ");
+        q.push_bind(org.to_string()).push(" AND app_id = ").push_bind(app.to_string());
+        q.push(" AND realm = ").push_bind(realm.to_string()).push(" AND external_id IN (");
+        let mut list = q.separated(", ");
+        for (_, ext) in names {
+            list.push_bind(ext.clone());
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&mut *self.conn).await.context("reading external ids ahead")?;
+        let key = |entity: &str, ext: &str| {
+            (org.to_string(), entity.to_string(), app.to_string(), realm.to_string(), ext.to_string())
+        };
+        for row in &rows {
+            let (entity, ext, id): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+            self.loaded.insert(key(&entity, &ext), super::tx::parse_uuid(&id)?);
+        }
+        for (entity, ext) in names {
+            let k = key(entity, ext);
+            if !self.loaded.contains_key(&k) {
+                self.absent.insert(k);
+            }
+        }
+        Ok(())
     }
 
     /// Writes everything buffered so far.
@@ -175,8 +240,11 @@ impl WriteTx for BufferedTx<'_> {
     ) -> Result<Option<Uuid>, StoreError> {
         let key =
             (org_id.to_string(), entity.to_string(), app_id.to_string(), realm.to_string(), external_id.to_string());
-        if let Some(id) = self.links.get(&key) {
+        if let Some(id) = self.links.get(&key).or_else(|| self.loaded.get(&key)) {
             return Ok(Some(*id));
+        }
+        if self.absent.contains(&key) {
+            return Ok(None);
         }
         self.conn.find_link(org_id, entity, app_id, realm, external_id).await
     }
@@ -192,6 +260,7 @@ impl WriteTx for BufferedTx<'_> {
     ) -> Result<(), StoreError> {
         let key =
             (org_id.to_string(), entity.to_string(), app_id.to_string(), realm.to_string(), external_id.to_string());
+        self.absent.remove(&key);
         self.links.entry(key).or_insert(record_id);
         Ok(())
     }
@@ -235,4 +304,16 @@ impl WriteTx for BufferedTx<'_> {
         });
         Ok(seq)
     }
+}
+
+/// The caller's own ids in an id array (entries of its provider), as text.
+fn own_ids<'a>(entries: &'a [Value], provider: &'a str) -> impl Iterator<Item = String> + 'a {
+    entries.iter().filter(move |e| e.get("provider").and_then(Value::as_str) == Some(provider)).filter_map(|e| match e
+        .get(
+        "id",
+    )? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
 }

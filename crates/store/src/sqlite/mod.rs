@@ -89,6 +89,7 @@ async fn run_ops(
     ops: Vec<WriteOp>,
 ) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
     let mut tx = buffer::BufferedTx::new(conn);
+    tx.prefetch_links(&ops).await?;
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
         results.push(write::apply(&mut tx, op, sharehub_model::view::write_time()).await?);
