@@ -4,14 +4,16 @@
 //! `SHAREHUB_TEST_POSTGRES_URL` is set; works in temporary tables.
 
 use proptest::prelude::*;
-use rust_decimal::Decimal;
-use serde_json::{Map, Number, Value};
-use sharehub_model::filter::{CmpOp, Expr, FieldPath, Literal, OrderKey};
+use serde_json::Value;
+use sharehub_model::filter::Expr;
 use sharehub_store::sql_filter::{bind_postgres, postgres_filter, postgres_order_by};
 use sqlx::{Connection, PgConnection, Row};
-use std::str::FromStr;
 
 /// A temporary table shadowing nothing: it lives as long as the connection.
+#[path = "filter_gen/mod.rs"]
+mod filter_gen;
+use filter_gen::*;
+
 const CREATE: &str = "CREATE TEMP TABLE records (
   org_id TEXT NOT NULL, id TEXT COLLATE \"C\" NOT NULL, entity TEXT NOT NULL,
   data TEXT NOT NULL,
@@ -21,153 +23,6 @@ const CREATE: &str = "CREATE TEMP TABLE records (
   updated_at BIGINT NOT NULL,
   archived BOOLEAN NOT NULL DEFAULT FALSE,
   PRIMARY KEY (org_id, id))";
-
-const STRINGS: [&str; 12] = ["", "a", "A", "Zoë", "Zoe", "zoë", "東京", "🙂", "CT3", "it's", "é", "e\u{301}"];
-
-const MICROS: [i64; 6] =
-    [0, -1_000_000, 1_475_541_383_000_000, 1_475_541_383_500_000, 1_475_541_383_123_456, 1_475_541_384_000_000];
-
-const DATA_FIELDS: [&str; 8] = ["name", "code", "amount", "qty", "is_lead", "email", "email/address", "missing"];
-
-#[derive(Debug, Clone)]
-struct Record {
-    id: String,
-    version: i64,
-    created_at: i64,
-    updated_at: i64,
-    data: Map<String, Value>,
-}
-
-fn number_text() -> impl Strategy<Value = String> {
-    prop_oneof![(-5i64..5).prop_map(|n| n.to_string()), (-500i64..500).prop_map(|m| Decimal::new(m, 2).to_string()),]
-}
-
-/// A JSON value of any kind, including null.
-fn json_value() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        proptest::sample::select(&STRINGS[..]).prop_map(|s| Value::String(s.to_owned())),
-        number_text().prop_map(|t| Value::Number(Number::from_str(&t).unwrap())),
-        any::<bool>().prop_map(Value::Bool),
-        Just(Value::Null),
-    ]
-}
-
-fn email_value() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        json_value(),
-        json_value().prop_map(|v| Value::Object(Map::from_iter([("address".to_owned(), v)]))),
-        Just(Value::Object(Map::new())),
-        Just(Value::Array(vec![Value::Bool(true)])),
-    ]
-}
-
-fn data() -> impl Strategy<Value = Map<String, Value>> {
-    let keys = ["name", "code", "amount", "qty", "is_lead"];
-    (proptest::collection::vec(proptest::option::of(json_value()), 5), proptest::option::of(email_value())).prop_map(
-        move |(values, email)| {
-            let mut map = Map::new();
-            for (key, value) in keys.iter().zip(values) {
-                if let Some(value) = value {
-                    map.insert((*key).to_owned(), value);
-                }
-            }
-            if let Some(email) = email {
-                map.insert("email".to_owned(), email);
-            }
-            map
-        },
-    )
-}
-
-fn records() -> impl Strategy<Value = Vec<Record>> {
-    let micros = || proptest::sample::select(&MICROS[..]);
-    proptest::collection::vec((1i64..4, micros(), micros(), data()), 0..8).prop_map(|rows| {
-        rows.into_iter()
-            .enumerate()
-            .map(|(i, (version, created_at, updated_at, data))| Record {
-                id: format!("00000000-0000-4000-8000-{i:012}"),
-                version,
-                created_at,
-                updated_at,
-                data,
-            })
-            .collect()
-    })
-}
-
-fn timestamp_literal() -> impl Strategy<Value = Literal> {
-    (proptest::sample::select(&MICROS[..]), 0u8..4).prop_map(|(micros, form)| {
-        let ts = jiff::Timestamp::from_microsecond(micros).unwrap();
-        let text = match form {
-            0 => ts.to_string(),
-            1 => ts.display_with_offset(jiff::tz::Offset::constant(2)).to_string(),
-            2 => jiff::Timestamp::from_nanosecond(i128::from(micros) * 1000 + 500).unwrap().to_string(),
-            _ => jiff::Timestamp::from_nanosecond(i128::from(micros) * 1000 - 1).unwrap().to_string(),
-        };
-        Literal::String(text)
-    })
-}
-
-fn plain_literal() -> impl Strategy<Value = Literal> {
-    prop_oneof![
-        proptest::sample::select(&STRINGS[..]).prop_map(|s| Literal::String(s.to_owned())),
-        Just(Literal::String("00000000-0000-4000-8000-000000000001".to_owned())),
-        number_text().prop_map(|t| Literal::Number(Decimal::from_str(&t).unwrap())),
-        any::<bool>().prop_map(Literal::Bool),
-        Just(Literal::Null),
-    ]
-}
-
-fn literal_for(field: &str) -> BoxedStrategy<Literal> {
-    if field == "created_at" || field == "updated_at" {
-        prop_oneof![
-            3 => timestamp_literal(),
-            1 => number_text().prop_map(|t| Literal::Number(Decimal::from_str(&t).unwrap())),
-            1 => Just(Literal::Null),
-        ]
-        .boxed()
-    } else {
-        plain_literal().boxed()
-    }
-}
-
-fn field() -> impl Strategy<Value = &'static str> {
-    let mut all = DATA_FIELDS.to_vec();
-    all.extend(["id", "version", "created_at", "updated_at"]);
-    proptest::sample::select(all)
-}
-
-fn op() -> impl Strategy<Value = CmpOp> {
-    proptest::sample::select(vec![CmpOp::Eq, CmpOp::Ne, CmpOp::Gt, CmpOp::Ge, CmpOp::Lt, CmpOp::Le])
-}
-
-fn path(field: &str) -> FieldPath {
-    FieldPath(field.split('/').map(str::to_owned).collect())
-}
-
-fn expr() -> impl Strategy<Value = Expr> {
-    let leaf = field().prop_flat_map(|f| {
-        (op(), literal_for(f)).prop_map(move |(op, value)| Expr::Compare { field: path(f), op, value })
-    });
-    leaf.prop_recursive(3, 12, 2, |inner| {
-        prop_oneof![
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::And(Box::new(a), Box::new(b))),
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Or(Box::new(a), Box::new(b))),
-            inner.prop_map(|a| Expr::Not(Box::new(a))),
-        ]
-    })
-}
-
-/// The record as the evaluator sees it: data plus meta fields.
-fn as_json(record: &Record) -> Value {
-    let mut map = record.data.clone();
-    let time = |micros| Value::String(jiff::Timestamp::from_microsecond(micros).unwrap().to_string());
-    map.insert("id".to_owned(), Value::String(record.id.clone()));
-    map.insert("version".to_owned(), Value::from(record.version));
-    map.insert("created_at".to_owned(), time(record.created_at));
-    map.insert("updated_at".to_owned(), time(record.updated_at));
-    Value::Object(map)
-}
 
 async fn insert(conn: &mut PgConnection, records: &[Record]) {
     sqlx::query(CREATE).execute(&mut *conn).await.unwrap();
@@ -194,13 +49,6 @@ async fn selected(conn: &mut PgConnection, filter: &Expr, order: &str) -> Vec<St
     let mut ids: Vec<String> = rows.iter().map(|row| row.get::<String, _>(0)).collect();
     ids.sort();
     ids
-}
-
-fn order_keys() -> impl Strategy<Value = Vec<OrderKey>> {
-    proptest::collection::vec(
-        (field(), any::<bool>()).prop_map(|(f, descending)| OrderKey { field: path(f), descending }),
-        1..3,
-    )
 }
 
 fn url() -> Option<String> {

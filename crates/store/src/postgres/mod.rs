@@ -124,7 +124,9 @@ async fn connect(url: &str) -> Result<PgPool, StoreError> {
         .application_name("sharehub");
     PgPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
+        // A database that is down should answer 503 in seconds, not hold each
+        // request for the whole request timeout while sqlx retries.
+        .acquire_timeout(Duration::from_secs(3))
         .connect_with(options)
         .await
         .context("connecting to PostgreSQL")
