@@ -262,6 +262,7 @@ fn hub_id(record: &Value) -> String {
 // --- platform and API calls -------------------------------------------------
 
 /// The app that writes (no URL) and the group it writes in.
+#[derive(Clone)]
 struct Writer {
     api_id: String,
     api_key: String,
@@ -473,4 +474,65 @@ fn check_versions_only_go_up(arrivals: &[Arrival]) {
             assert!(version >= before, "record {id} went from version {before} to {version} ({})", arrival.webhook_id);
         }
     }
+}
+
+// --- concurrent creates across processes -------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_external_id_posted_to_three_processes_makes_one_record() {
+    let Some(base) = base_url() else { return };
+    let db = create_db(&base).await;
+    let outcome = tokio::time::timeout(DEADLINE, tokio::spawn(converge(db.clone()))).await;
+    drop_db(&db).await;
+    match outcome {
+        Err(_) => panic!("the test did not end within {DEADLINE:?}"),
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(other) => other.expect("the scenario ran"),
+    }
+}
+
+async fn converge(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut hubs: Vec<Hub> = (0..3).map(|i| spawn_hub(&db, dir.path(), i)).collect();
+    for hub in &mut hubs {
+        hub.wait_ready(&client).await;
+    }
+    let org = admin(&client, &hubs[0], "/platform/v1/orgs", json!({ "name": "Converge" })).await;
+    let writer = register(&client, &hubs[0], org["org"]["id"].as_str().unwrap(), "crm", None).await;
+
+    let posts = (0..30).map(|i| {
+        let (client, hub, w) = (client.clone(), hubs[i % 3].base.clone(), writer.clone());
+        tokio::spawn(async move {
+            let record = json!({ "organizations": { "name": "Acme", "id": [{ "provider": "crm", "id": "1001" }] } });
+            let response = client
+                .post(format!("{hub}/api/v2/{}/organizations", w.group))
+                .basic_auth(&w.api_id, Some(&w.api_key))
+                .header("content-type", "application/vnd.api+json")
+                .json(&record)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (status, body["organizations"]["id"].as_str().unwrap_or_default().to_string())
+        })
+    });
+    let answers: Vec<(u16, String)> = futures::future::join_all(posts).await.into_iter().map(Result::unwrap).collect();
+
+    assert_eq!(answers.iter().filter(|(s, _)| *s == 201).count(), 1, "exactly one create: {answers:?}");
+    assert!(answers.iter().all(|(s, _)| *s == 201 || *s == 200), "{answers:?}");
+    let ids: std::collections::HashSet<&String> = answers.iter().map(|(_, id)| id).collect();
+    assert_eq!(ids.len(), 1, "every process answered the same record: {answers:?}");
+
+    let list: Value = client
+        .get(format!("{}/api/v2/{}/organizations", hubs[2].base, writer.group))
+        .basic_auth(&writer.api_id, Some(&writer.api_key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["pagination"]["total"], 1, "{list}");
 }
