@@ -13,9 +13,12 @@
 //! under the same webhook-id and body, that no two POSTs overlapped, and
 //! that per record versions never went down. It drops the database at the end.
 
+#[path = "support/hub_process.rs"]
+mod hub_process;
+
+use hub_process::{admin, Hub};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,7 +32,6 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::mpsc;
 
 const APP_ROLE: &str = "sharehub_app";
-const ADMIN_TOKEN: &str = "multiprocess-admin-token";
 /// The whole test, processes included, must end within this.
 const DEADLINE: Duration = Duration::from_secs(90);
 /// How long the receiver holds each POST once the first holder is killed,
@@ -109,87 +111,16 @@ async fn lease_holder_pid(db: &Db, app_id: &str) -> Option<u32> {
 
 // --- hub processes ----------------------------------------------------------
 
-/// One `sharehub serve` process; killed when dropped.
-struct Hub {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port nobody listens on now: the hub cannot tell us the one it got.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 fn spawn_hub(db: &Db, dir: &Path, index: usize) -> Hub {
-    let port = free_port();
-    let log = dir.join(format!("hub-{index}.log"));
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_sharehub"))
-        .arg("serve")
-        .env("SHAREHUB_DATABASE_URL", &db.app_url)
-        .env("SHAREHUB_BIND", format!("127.0.0.1:{port}"))
-        .env("SHAREHUB_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("SHAREHUB_DELIVERY__RETRY_SCHEDULE", "100ms,200ms,500ms,1s,2s,2s,2s")
-        .env("SHAREHUB_DELIVERY__POLL_INTERVAL_MS", "200")
-        .env("SHAREHUB_DELIVERY__LEASE_MS", LEASE_MS.to_string())
-        .env("SHAREHUB_DELIVERY__BATCH_RECORDS", "3")
-        .env("SHAREHUB_DELIVERY__TIMEOUT_SECS", "5")
-        .env("RUST_LOG", "info,sharehub_delivery=debug")
-        .stdout(Stdio::from(out.try_clone().unwrap()))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .expect("starting sharehub serve");
-    Hub { child, base: format!("http://127.0.0.1:{port}"), log }
-}
-
-impl Hub {
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = client.get(format!("{}/health/ready", self.base)).send().await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("hub exited with {status}:\n{}", self.logs());
-            }
-            assert!(Instant::now() < deadline, "hub not ready:\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Asks for a graceful shutdown and waits for the process to exit.
-    async fn terminate(&mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("running kill");
-        assert!(status.success());
-        let exit = self.exited().await;
-        assert!(exit.success(), "a SIGTERMed hub exits cleanly ({exit}):\n{}", self.logs());
-    }
-
-    /// Waits for the process to exit without blocking a runtime thread: the
-    /// receiver it may be finishing a POST to runs on this runtime.
-    async fn exited(&mut self) -> std::process::ExitStatus {
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
+    let settings = [
+        ("SHAREHUB_DELIVERY__RETRY_SCHEDULE", "100ms,200ms,500ms,1s,2s,2s,2s".to_string()),
+        ("SHAREHUB_DELIVERY__POLL_INTERVAL_MS", "200".to_string()),
+        ("SHAREHUB_DELIVERY__LEASE_MS", LEASE_MS.to_string()),
+        ("SHAREHUB_DELIVERY__BATCH_RECORDS", "3".to_string()),
+        ("SHAREHUB_DELIVERY__TIMEOUT_SECS", "5".to_string()),
+        ("RUST_LOG", "info,sharehub_delivery=debug".to_string()),
+    ];
+    hub_process::spawn_hub(&db.app_url, dir.join(format!("hub-{index}.log")), &settings)
 }
 
 // --- receiver ---------------------------------------------------------------
@@ -267,13 +198,6 @@ struct Writer {
     api_id: String,
     api_key: String,
     group: String,
-}
-
-async fn admin(client: &reqwest::Client, hub: &Hub, path: &str, body: Value) -> Value {
-    let response =
-        client.post(format!("{}{path}", hub.base)).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap();
-    assert!(response.status().is_success(), "POST {path}: {}", response.status());
-    response.json().await.unwrap()
 }
 
 /// Registers an app on `organizations` (a reader when it has a URL, a

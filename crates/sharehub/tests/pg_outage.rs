@@ -20,9 +20,12 @@
 //!
 //! The database is dropped at the end, whatever happened.
 
+#[path = "support/hub_process.rs"]
+mod hub_process;
+
+use hub_process::{admin, Hub};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,7 +35,6 @@ use serde_json::{json, Value};
 use sharehub_store::test_support::{self, TestDb};
 use sqlx::{Connection, PgConnection};
 
-const ADMIN_TOKEN: &str = "pg-outage-admin-token";
 /// The whole test, process included, must end within this.
 const DEADLINE: Duration = Duration::from_secs(60);
 /// How long the database refuses connections.
@@ -48,63 +50,10 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 // --- the hub process ----------------------------------------------------------
 
-/// One `sharehub serve` process; killed when dropped.
-struct Hub {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port nobody listens on now: the hub cannot tell us the one it got.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 fn spawn_hub(db: &TestDb, dir: &Path) -> Hub {
-    let port = free_port();
-    let log = dir.join("hub.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_sharehub"))
-        .arg("serve")
-        .env("SHAREHUB_DATABASE_URL", &db.app_url)
-        .env("SHAREHUB_BIND", format!("127.0.0.1:{port}"))
-        .env("SHAREHUB_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("SHAREHUB_REQUEST_TIMEOUT_SECS", REQUEST_TIMEOUT_SECS.to_string())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::from(out.try_clone().unwrap()))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .expect("starting sharehub serve");
-    Hub { child, base: format!("http://127.0.0.1:{port}"), log }
-}
-
-impl Hub {
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while ready_status(client, self).await != Some(StatusCode::OK) {
-            self.assert_alive();
-            assert!(Instant::now() < deadline, "hub not ready:\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn assert_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("hub exited with {status}:\n{}", self.logs());
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+    let settings =
+        [("SHAREHUB_REQUEST_TIMEOUT_SECS", REQUEST_TIMEOUT_SECS.to_string()), ("RUST_LOG", "info".to_string())];
+    hub_process::spawn_hub(&db.app_url, dir.join("hub.log"), &settings)
 }
 
 /// The status of `GET /health/ready`, or `None` when no answer came; a 503
@@ -251,13 +200,6 @@ fn note(tally: &mut Tally, n: u64, started: Instant, answer: reqwest::Result<(St
 }
 
 // --- platform calls -----------------------------------------------------------------
-
-async fn admin(client: &reqwest::Client, hub: &Hub, path: &str, body: Value) -> Value {
-    let response =
-        client.post(format!("{}{path}", hub.base)).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap();
-    assert!(response.status().is_success(), "POST {path}: {}", response.status());
-    response.json().await.unwrap()
-}
 
 /// Registers an app that writes organizations and installs it in a new
 /// organization.
