@@ -75,6 +75,7 @@ impl Running {
 /// configured, the delivery workers.
 pub async fn start(config: Config, store: Arc<dyn Store>, listener: TcpListener) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
+    sharehub_model::schema::prepare();
     let shutdown = CancellationToken::new();
     let delivery = match config.delivery.enabled {
         true => Some(start_delivery(&config, store.clone(), shutdown.clone())?),

@@ -28,7 +28,7 @@ use crate::catalog::{self, EntityDef};
 
 pub(crate) use formats::{canonical_date_time, decimal_to_json, parse_decimal};
 pub use normalize::normalize;
-pub use validate::validate;
+pub use validate::{prepare, validate};
 
 /// The JSON Schema dialect of every schema.
 const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";

@@ -20,6 +20,12 @@ static VALIDATORS: LazyLock<HashMap<&'static str, Validator>> =
 
 /// Compiles a schema with our formats; our schemas are embedded, so a failure is a
 /// bug in a schema file found at start-up.
+/// Compiles every validator now, so that the first write of each entity does
+/// not pay for it: the hub calls this once at start.
+pub fn prepare() {
+    LazyLock::force(&VALIDATORS);
+}
+
 fn compile(schema: &Value, name: &str) -> Validator {
     jsonschema::options()
         .with_draft(Draft::Draft202012)
