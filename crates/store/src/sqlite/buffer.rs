@@ -23,6 +23,8 @@ use crate::{ChangeKind, StoreError, StoredRecord};
 const ROWS_PER_STATEMENT: usize = 200;
 
 type LinkKey = (String, String, String, String, String);
+/// Organization, entity, app and realm: all of a link's key but the external id.
+type LinkScope = (String, String, String, String);
 
 struct PendingChange {
     org_id: String,
@@ -66,55 +68,55 @@ impl<'c> BufferedTx<'c> {
     /// Reads in one query per caller every link the ops name with the caller's
     /// own ids (the record's `id` array and its references), instead of one
     /// query per op and per invoice line.
-    pub(crate) async fn prefetch_links(&mut self, ops: &[WriteOp]) -> Result<(), StoreError> {
-        let mut wanted: HashMap<(String, String, String), HashSet<(String, String)>> = HashMap::new();
-        for op in ops {
-            let scope = (op.org_id.clone(), op.caller.app_id.clone(), op.caller.realm.clone());
-            let names = wanted.entry(scope).or_default();
-            if let Some(Value::Array(entries)) = op.body.get("id") {
-                names.extend(own_ids(entries, &op.caller.provider).map(|ext| (op.entity.name.to_string(), ext)));
+    pub(crate) async fn prefetch_links(&mut self, ops: &mut [WriteOp]) -> Result<(), StoreError> {
+        // Keyed like the primary key of id_links, so each query is an index seek.
+        let mut wanted: HashMap<LinkScope, HashSet<String>> = HashMap::new();
+        for op in ops.iter_mut() {
+            // The reference walker reads a Value: lend it the body, then give it back.
+            let body = Value::Object(std::mem::take(&mut op.body));
+            let scope = |entity: &str| {
+                (op.org_id.clone(), entity.to_string(), op.caller.app_id.clone(), op.caller.realm.clone())
+            };
+            if let Some(Value::Array(entries)) = body.get("id") {
+                wanted.entry(scope(op.entity.name)).or_default().extend(own_ids(entries, &op.caller.provider));
             }
-            let body = Value::Object(op.body.clone());
             sharehub_model::catalog::for_each_reference(op.entity, &body, |reference, _, value| {
                 if let Value::Array(entries) = value {
-                    names.extend(own_ids(entries, &op.caller.provider).map(|ext| (reference.target.to_string(), ext)));
+                    wanted.entry(scope(reference.target)).or_default().extend(own_ids(entries, &op.caller.provider));
                 }
             });
+            if let Value::Object(map) = body {
+                op.body = map;
+            }
         }
-        for ((org, app, realm), names) in wanted {
-            let names: Vec<(String, String)> = names.into_iter().collect();
+        for (scope, names) in wanted {
+            let names: Vec<String> = names.into_iter().collect();
             for chunk in names.chunks(ROWS_PER_STATEMENT) {
-                self.load_links(&org, &app, &realm, chunk).await?;
+                self.load_links(&scope, chunk).await?;
             }
         }
         Ok(())
     }
 
-    async fn load_links(
-        &mut self,
-        org: &str,
-        app: &str,
-        realm: &str,
-        names: &[(String, String)],
-    ) -> Result<(), StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT entity, external_id, record_id FROM id_links WHERE org_id = ");
-        q.push_bind(org.to_string()).push(" AND app_id = ").push_bind(app.to_string());
-        q.push(" AND realm = ").push_bind(realm.to_string()).push(" AND external_id IN (");
+    async fn load_links(&mut self, scope: &LinkScope, names: &[String]) -> Result<(), StoreError> {
+        let (org, entity, app, realm) = scope;
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT external_id, record_id FROM id_links WHERE org_id = ");
+        q.push_bind(org.clone()).push(" AND entity = ").push_bind(entity.clone());
+        q.push(" AND app_id = ").push_bind(app.clone()).push(" AND realm = ").push_bind(realm.clone());
+        q.push(" AND external_id IN (");
         let mut list = q.separated(", ");
-        for (_, ext) in names {
+        for ext in names {
             list.push_bind(ext.clone());
         }
         q.push(")");
         let rows = q.build().fetch_all(&mut *self.conn).await.context("reading external ids ahead")?;
-        let key = |entity: &str, ext: &str| {
-            (org.to_string(), entity.to_string(), app.to_string(), realm.to_string(), ext.to_string())
-        };
+        let key = |ext: &str| (org.clone(), entity.clone(), app.clone(), realm.clone(), ext.to_string());
         for row in &rows {
-            let (entity, ext, id): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-            self.loaded.insert(key(&entity, &ext), super::tx::parse_uuid(&id)?);
+            let (ext, id): (String, String) = (row.get(0), row.get(1));
+            self.loaded.insert(key(&ext), super::tx::parse_uuid(&id)?);
         }
-        for (entity, ext) in names {
-            let k = key(entity, ext);
+        for ext in names {
+            let k = key(ext);
             if !self.loaded.contains_key(&k) {
                 self.absent.insert(k);
             }

@@ -86,10 +86,10 @@ impl SqliteStore {
 /// a database error fails the whole job, which the writer rolls back.
 async fn run_ops(
     conn: &mut sqlx::SqliteConnection,
-    ops: Vec<WriteOp>,
+    mut ops: Vec<WriteOp>,
 ) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
     let mut tx = buffer::BufferedTx::new(conn);
-    tx.prefetch_links(&ops).await?;
+    tx.prefetch_links(&mut ops).await?;
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
         results.push(write::apply(&mut tx, op, sharehub_model::view::write_time()).await?);
