@@ -56,7 +56,7 @@ impl SqliteStore {
             .foreign_keys(true)
             // Page cache per connection, in KiB: the writer keeps the hot
             // index pages; readers share the OS page cache, so they keep less.
-            .pragma("cache_size", "-16384")
+            .pragma("cache_size", "-8192")
             .pragma("temp_store", "memory");
 
         let mut conn = options.connect().await.context("opening the database")?;
@@ -65,7 +65,7 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.read_only(true).pragma("cache_size", "-4096"))
+            .connect_with(options.read_only(true).pragma("cache_size", "-2048"))
             .await
             .context("opening read connections")?;
         let (commits_tx, commits) = watch::channel(0);
