@@ -78,7 +78,13 @@ pub async fn run(records: u64, batch: u64) -> Result<Vec<Metric>> {
     // The target is in MB (10^6 bytes); the figures are shown in MiB.
     let ok = |kb: u64| Some((kb as f64) * 1024.0 < 150.0e6);
     Ok(vec![
-        Metric::new(S, "RSS after import", "< 150 MB (143.1 MiB)", format!("{:.1} MiB", mib(after_import)), ok(after_import)),
+        Metric::new(
+            S,
+            "RSS after import",
+            "< 150 MB (143.1 MiB)",
+            format!("{:.1} MiB", mib(after_import)),
+            ok(after_import),
+        ),
         Metric::new(
             S,
             "RSS after list queries",
