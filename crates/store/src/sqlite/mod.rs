@@ -5,6 +5,7 @@
 //! which commits waiting writes together. One hub process owns the file.
 
 mod buffer;
+mod checkpoint;
 mod delivery;
 mod platform;
 mod records;
@@ -61,14 +62,17 @@ impl SqliteStore {
 
         let mut conn = options.connect().await.context("opening the database")?;
         MIGRATOR.run(&mut conn).await.map_err(|e| StoreError::Invalid(format!("migrating the database: {e}")))?;
+        // Checkpoints run beside the writer, not in its commits: see checkpoint.rs.
+        sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await.context("configuring checkpoints")?;
 
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.read_only(true).pragma("cache_size", "-2048"))
+            .connect_with(options.clone().read_only(true).pragma("cache_size", "-2048"))
             .await
             .context("opening read connections")?;
         let (commits_tx, commits) = watch::channel(0);
+        checkpoint::start(options.clone(), commits.clone());
         let platform = watch::Sender::new(0);
         Ok(Self { reader, writer: Writer::start(conn, commits_tx), commits, platform, leases: Default::default() })
     }
