@@ -64,11 +64,6 @@ impl Running {
             let _ = delivery.await;
         }
     }
-
-    /// Waits until the server stops (after [`Running::stop`] from elsewhere, or on error).
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
 }
 
 /// Starts the hub on `listener` with `store`: the HTTP server and, when

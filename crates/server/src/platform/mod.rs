@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use sharehub_store::{AppUpdate, NewApp};
 
 use crate::error::ApiError;
-use crate::extract::JsonBody;
+use crate::extract::{constant_time_eq, JsonBody};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -57,10 +57,6 @@ impl FromRequestParts<AppState> for Admin {
             _ => Err(ApiError::Unauthorized),
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: JsonBody) -> Result<T, ApiError> {

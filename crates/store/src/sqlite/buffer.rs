@@ -229,7 +229,7 @@ impl WriteTx for BufferedTx<'_> {
         if let Some(i) = self.record_index.get(&(org_id.to_string(), id)) {
             return Ok(Some(self.records[*i].clone()));
         }
-        self.conn.load(org_id, id).await
+        super::tx::load(&mut *self.conn, org_id, id).await
     }
 
     async fn find_link(
@@ -248,7 +248,7 @@ impl WriteTx for BufferedTx<'_> {
         if self.absent.contains(&key) {
             return Ok(None);
         }
-        self.conn.find_link(org_id, entity, app_id, realm, external_id).await
+        super::tx::find_link(&mut *self.conn, org_id, entity, app_id, realm, external_id).await
     }
 
     async fn add_link(
@@ -274,12 +274,12 @@ impl WriteTx for BufferedTx<'_> {
         fields: &[(Vec<String>, Value)],
     ) -> Result<Option<Uuid>, StoreError> {
         self.flush().await?;
-        self.conn.find_matching(org_id, entity, fields).await
+        super::tx::find_matching(&mut *self.conn, org_id, entity, fields).await
     }
 
     async fn find_singleton(&mut self, org_id: &str, entity: &str) -> Result<Option<Uuid>, StoreError> {
         self.flush().await?;
-        self.conn.find_singleton(org_id, entity).await
+        super::tx::find_singleton(&mut *self.conn, org_id, entity).await
     }
 
     async fn insert(&mut self, record: &StoredRecord) -> Result<(), StoreError> {

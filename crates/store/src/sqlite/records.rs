@@ -57,16 +57,7 @@ impl SqliteStore {
         realm: &str,
         external_id: &str,
     ) -> Result<Option<Uuid>, StoreError> {
-        let row = sqlx::query("SELECT record_id FROM id_links WHERE org_id = ? AND entity = ? AND app_id = ? AND realm = ? AND external_id = ?")
-            .bind(org_id)
-            .bind(entity)
-            .bind(app_id)
-            .bind(realm)
-            .bind(external_id)
-            .fetch_optional(&self.reader)
-            .await
-            .context("looking up an external id")?;
-        row.map(|r| parse_uuid(r.get::<&str, _>(0))).transpose()
+        super::tx::find_link(&self.reader, org_id, entity, app_id, realm, external_id).await
     }
 
     pub(crate) async fn find_singleton_impl(
