@@ -279,3 +279,47 @@ fn served_schemas_are_self_contained() {
     assert_eq!(free["title"], "app_users");
     assert!(free.get("properties").is_none());
 }
+
+/// Walks a schema and reports every keyword outside the shared set, and every
+/// `$ref` with a constraint beside it (draft 7 would ignore the constraint).
+fn draft_differences(schema: &Value, path: &str, found: &mut Vec<String>) {
+    use super::validate::SHARED_KEYWORDS;
+
+    let Some(fields) = schema.as_object() else {
+        return;
+    };
+    for (keyword, value) in fields {
+        let here = format!("{path}/{keyword}");
+        if !SHARED_KEYWORDS.contains(&keyword.as_str()) {
+            found.push(here.clone());
+        }
+        match keyword.as_str() {
+            "properties" | "$defs" => value.as_object().into_iter().flatten().for_each(|(name, sub)| {
+                draft_differences(sub, &format!("{here}/{name}"), found);
+            }),
+            "allOf" | "anyOf" => value.as_array().into_iter().flatten().enumerate().for_each(|(i, sub)| {
+                draft_differences(sub, &format!("{here}/{i}"), found);
+            }),
+            "items" => draft_differences(value, &here, found),
+            _ => {}
+        }
+    }
+    let annotations = ["$ref", "$comment", "description", "title"];
+    if fields.contains_key("$ref") && fields.keys().any(|k| !annotations.contains(&k.as_str())) {
+        found.push(format!("{path}: a constraint beside $ref"));
+    }
+}
+
+#[test]
+fn schemas_mean_the_same_in_draft_7_and_draft_2020_12() {
+    let mut found = Vec::new();
+    for def in all() {
+        draft_differences(json_schema(def), def.name, &mut found);
+    }
+    assert!(found.is_empty(), "schemas use what draft 7 reads differently: {found:?}");
+
+    let mut sample = Vec::new();
+    let schema = json!({"prefixItems": [], "properties": {"x": {"$ref": "#/a", "minimum": 1}}});
+    draft_differences(&schema, "s", &mut sample);
+    assert_eq!(sample, ["s/prefixItems", "s/properties/x/minimum", "s/properties/x: a constraint beside $ref"]);
+}
