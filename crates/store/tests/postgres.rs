@@ -17,7 +17,7 @@ use sharehub_model::catalog;
 use sharehub_model::filter::{parse_filter, parse_orderby};
 use sharehub_store::postgres::PgStore;
 use sharehub_store::test_support::{self, TestDb};
-use sharehub_store::write::{self, Caller};
+use sharehub_store::write::Caller;
 use sharehub_store::*;
 use sqlx::{Connection, PgConnection};
 
@@ -300,17 +300,12 @@ async fn seq_follows_commit_order() {
     with_db(|db| async move {
         let t = Arc::new(tenant(&db).await);
 
-        // First transaction: the same steps as PgStore::write, left open.
+        // First transaction: the same steps as the store's writer, left open.
         let mut first = admin(&db.app_url).await;
         sqlx::query("BEGIN").execute(&mut first).await.unwrap();
         sqlx::query("SELECT id FROM orgs WHERE id = $1 FOR UPDATE").bind(&t.org.id).execute(&mut first).await.unwrap();
-        sqlx::query("SELECT set_config('sharehub.org_id', $1, true)")
-            .bind(&t.org.id)
-            .execute(&mut first)
-            .await
-            .unwrap();
         let first_op = t.op(Target::New, json!({"name": "First"}));
-        let first_record = write::apply(&mut first, first_op, jiff::Timestamp::now()).await.unwrap().unwrap();
+        let first_record = sharehub_store::postgres::apply_on(&mut first, first_op).await.unwrap().unwrap();
 
         let second = {
             let t = t.clone();

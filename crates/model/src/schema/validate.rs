@@ -26,6 +26,7 @@ pub fn prepare() {
 
 /// The keywords our schemas may use: the ones that mean the same in draft 7 and
 /// draft 2020-12, which is what lets [`compile`] use the draft 7 engine.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const SHARED_KEYWORDS: &[&str] = &[
     "$comment",
     "$defs",

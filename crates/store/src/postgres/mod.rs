@@ -2,8 +2,8 @@
 //!
 //! What SQLite got from its single writer is explicit here:
 //!
-//! * **Seq order and concurrent creates.** [`PgStore::write`] locks the rows
-//!   of the organizations its ops write to (`SELECT … FOR UPDATE`, in id
+//! * **Seq order and concurrent creates.** Each write transaction locks the
+//!   rows of the organizations its ops write to (`SELECT … FOR UPDATE`, in id
 //!   order so two calls never deadlock) before running any op, and keeps
 //!   them locked until it commits. So the writes of one organization commit
 //!   one after another, whichever process runs them: the seq taken from
@@ -22,8 +22,8 @@
 //!   `NOTIFY sharehub_commits` in its transaction; every process listens and
 //!   bumps its [`Store::commits`] channel ([`notify`]).
 //!
-//! All ops of one [`Store::write`] call run in one transaction, each in its
-//! own savepoint, as on SQLite.
+//! Writes go through one [`writer`] task per process, which commits the
+//! writes waiting for it together (group commit), as on SQLite.
 
 mod delivery;
 mod lease;
@@ -32,7 +32,10 @@ mod platform;
 mod records;
 mod rows;
 mod tx;
-mod writes;
+mod writer;
+
+#[cfg(feature = "test-support")]
+pub use writer::apply_on;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -54,7 +57,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// The PostgreSQL store.
 pub struct PgStore {
     pool: PgPool,
-    commits_tx: watch::Sender<u64>,
+    writer: writer::Writer,
     commits: watch::Receiver<u64>,
     /// Bumped after this process commits a write to apps, their entities or
     /// groups ([`Store::platform_changes`]); other processes' changes are
@@ -77,7 +80,8 @@ impl PgStore {
 
         let (commits_tx, commits) = watch::channel(0);
         notify::listen(pool.clone(), commits_tx.clone());
-        Ok(Self { pool, commits_tx, commits, platform: watch::Sender::new(0) })
+        let writer = writer::Writer::start(pool.clone(), commits_tx);
+        Ok(Self { pool, writer, commits, platform: watch::Sender::new(0) })
     }
 
     /// Applies migrations and closes: `sharehub migrate`, run as the role
@@ -205,7 +209,7 @@ impl Store for PgStore {
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
-        self.write_impl(ops).await
+        self.writer.write(ops).await
     }
     async fn get_record(&self, org_id: &str, entity: &str, id: Uuid) -> Result<Option<StoredRecord>, StoreError> {
         self.get_record_impl(org_id, entity, id).await

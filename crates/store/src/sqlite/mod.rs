@@ -92,7 +92,7 @@ async fn run_ops(
     conn: &mut sqlx::SqliteConnection,
     mut ops: Vec<WriteOp>,
 ) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
-    let mut tx = buffer::BufferedTx::new(conn);
+    let mut tx = crate::write::buffer::BufferedTx::new(conn);
     tx.prefetch_links(&mut ops).await?;
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {

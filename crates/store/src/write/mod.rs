@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::{ChangeKind, StoreError, StoredRecord, WriteError};
 
+pub(crate) mod buffer;
 mod naming;
 
 use naming::{find_target, invalid, read_body_id, resolve_references, take_matching_fields, BodyId};
