@@ -323,6 +323,45 @@ async fn seq_follows_commit_order() {
     .await;
 }
 
+/// Writes waiting together are committed together; when one of them fails
+/// in the database, the others still commit (each is run again alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_write_does_not_fail_the_writes_grouped_with_it() {
+    with_db(|db| async move {
+        let t = Arc::new(tenant(&db).await);
+
+        // Hold the organization so the writer stalls on a first write while the
+        // next ones queue up behind it and are then taken as one group.
+        let mut holder = admin(&db.app_url).await;
+        sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+        sqlx::query("SELECT id FROM orgs WHERE id = $1 FOR UPDATE").bind(&t.org.id).execute(&mut holder).await.unwrap();
+        let spawn_write = |op: WriteOp| {
+            let t = t.clone();
+            tokio::spawn(async move { t.store.write(vec![op]).await })
+        };
+        let first = spawn_write(t.op(Target::New, json!({"name": "First"})));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let good_a = spawn_write(t.op(Target::New, json!({"name": "Good A"})));
+        // An organization without a row: numbering its change fails in the database.
+        let bad = spawn_write(WriteOp { org_id: "org-missing".into(), ..t.op(Target::New, json!({"name": "Bad"})) });
+        let good_b = spawn_write(t.op(Target::New, json!({"name": "Good B"})));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+
+        let name = |result: Result<Vec<Result<WriteOutcome, WriteError>>, StoreError>| {
+            let outcome = result.unwrap().remove(0).unwrap();
+            outcome.record().data["name"].as_str().unwrap().to_string()
+        };
+        assert_eq!(name(first.await.unwrap()), "First");
+        assert_eq!(name(good_a.await.unwrap()), "Good A");
+        assert!(bad.await.unwrap().is_err(), "the write to a missing organization fails");
+        assert_eq!(name(good_b.await.unwrap()), "Good B");
+        let seqs: Vec<i64> = t.all_changes().await.iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+    })
+    .await;
+}
+
 /// Many writers in three processes; a reader following the feed with its
 /// cursor never finds a gap, so it never skips a change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

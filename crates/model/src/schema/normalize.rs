@@ -24,18 +24,44 @@ const MAX_DEPTH: usize = 64;
 /// Other fields are left byte for byte as sent; types are checked later by
 /// [`validate`](super::validate). Reference fields of the catalogue are skipped (the
 /// caller resolves them), and required fields are not checked. Free-form entities
-/// are left untouched.
+/// are left untouched. Any string or key holding U+0000 is refused, on every entity.
 pub fn normalize(def: &EntityDef, patch: &mut Value) -> Result<(), Vec<FieldError>> {
     if !patch.is_object() {
         return Err(vec![FieldError::new("", "expected a JSON object")]);
     }
     let root = json_schema(def);
     let mut walker = Walker { root, references: def.references.iter().map(|r| r.path).collect(), errors: Vec::new() };
+    find_nul_characters(patch, &Path::default(), &mut walker.errors);
     walker.node(root, patch, &Path::default(), 0);
     if walker.errors.is_empty() {
         Ok(())
     } else {
         Err(walker.errors)
+    }
+}
+
+/// Reports every string and key holding U+0000. PostgreSQL cannot hold that
+/// character in `jsonb` or text, and few applications survive it; refusing it
+/// on every backend keeps the two backends storing the same records.
+fn find_nul_characters(value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
+    const MESSAGE: &str = "must not contain the character U+0000";
+    match value {
+        Value::String(text) if text.contains('\0') => errors.push(FieldError::new(path.concrete.clone(), MESSAGE)),
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                let here = path.key(key);
+                if key.contains('\0') {
+                    errors.push(FieldError::new(here.concrete.clone(), MESSAGE));
+                }
+                find_nul_characters(field, &here, errors);
+            }
+        }
+        Value::Array(elements) => {
+            for (index, element) in elements.iter().enumerate() {
+                find_nul_characters(element, &path.index(index), errors);
+            }
+        }
+        _ => {}
     }
 }
 

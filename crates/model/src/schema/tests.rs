@@ -323,3 +323,15 @@ fn schemas_mean_the_same_in_draft_7_and_draft_2020_12() {
     draft_differences(&schema, "s", &mut sample);
     assert_eq!(sample, ["s/prefixItems", "s/properties/x/minimum", "s/properties/x: a constraint beside $ref"]);
 }
+
+#[test]
+fn the_nul_character_is_refused_anywhere() {
+    let mut person = json!({"first_name": "Ann\u{0}", "notes": [{"description": "ok"}, {"x\u{0}y": 1}]});
+    let found = normalize(def("people"), &mut person).unwrap_err();
+    assert_eq!(paths(&found), ["first_name", "notes/1/x\u{0}y"]);
+    assert_eq!(found[0].message, "must not contain the character U+0000");
+
+    let mut journal = json!({"memo": ["fine", "bad\u{0}"]});
+    assert_eq!(paths(&normalize(def("journals"), &mut journal).unwrap_err()), ["memo/1"]);
+    assert!(normalize(def("people"), &mut json!({"first_name": "Zoë 日本 🎵"})).is_ok());
+}

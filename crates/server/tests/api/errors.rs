@@ -220,3 +220,20 @@ async fn a_method_or_path_the_api_does_not_have_answers_the_contract_json_error(
     assert_error(status, &body, 404, "resource-not-found");
     assert_untouched(&world, &id).await;
 }
+
+#[tokio::test]
+async fn text_holding_the_nul_character_is_a_422_and_changes_nothing() {
+    let (world, id) = world_with_leonie().await;
+    // Matched on: refused before any query runs (PostgreSQL's jsonb has no U+0000).
+    let matching = json!({ "first_name": "Leonie\u{0}", "opts": { "matching_fields": ["first_name"] } });
+    let (status, body) = world.post("people", matching).await;
+    assert_invalid_at(status, &body, "first_name");
+
+    // As the caller's own id: no id at all.
+    let own_id = json!([{ "provider": world.app.provider, "realm": world.group, "id": "10\u{0}01" }]);
+    let (status, body) = world.post("people", json!({ "id": own_id, "first_name": "X" })).await;
+    assert_invalid_at(status, &body, "id/0");
+    let (status, body) = world.post("people", json!({ "first_name": "X", "organization_id": own_id })).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    assert_untouched(&world, &id).await;
+}

@@ -38,7 +38,12 @@ impl PgStore {
 
     pub(crate) async fn get_records_impl(&self, org_id: &str, ids: &[Uuid]) -> Result<Vec<StoredRecord>, StoreError> {
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE org_id = $1 AND id = ANY($2)");
+        // One primary-key lookup per id, whatever the table statistics say
+        // (see `PgWriteConn::find_links`).
+        let sql = format!(
+            "SELECT r.* FROM unnest($2::text[]) AS wanted(id) CROSS JOIN LATERAL \
+             (SELECT {RECORD_COLUMNS} FROM records WHERE org_id = $1 AND id = wanted.id OFFSET 0) r"
+        );
         let mut tx = self.begin_org(org_id).await?;
         let rows = sqlx::query(&sql).bind(org_id).bind(&ids).fetch_all(&mut *tx).await.context("reading records")?;
         finish(tx).await?;
@@ -127,8 +132,9 @@ impl PgStore {
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
         let mut tx = self.begin_org(org_id).await?;
         let rows = sqlx::query(
-            "SELECT l.record_id, a.provider, l.realm, l.external_id FROM id_links l JOIN apps a ON a.id = l.app_id \
-             WHERE l.org_id = $1 AND l.record_id = ANY($2) ORDER BY a.provider, l.realm, l.external_id",
+            "SELECT l.record_id, a.provider, l.realm, l.external_id FROM unnest($2::text[]) AS wanted(id) \
+             CROSS JOIN LATERAL (SELECT * FROM id_links WHERE org_id = $1 AND record_id = wanted.id OFFSET 0) l \
+             JOIN apps a ON a.id = l.app_id ORDER BY a.provider, l.realm, l.external_id",
         )
         .bind(org_id)
         .bind(&ids)

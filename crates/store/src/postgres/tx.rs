@@ -64,9 +64,15 @@ impl WriteConn for PgWriteConn<'_> {
 
     async fn find_links(&mut self, scope: &LinkScope, names: &[String]) -> Result<Vec<(String, Uuid)>, StoreError> {
         let (org, entity, app, realm) = scope;
+        // One primary-key lookup per name. `external_id = ANY($5)` reads the
+        // same, but on a table not yet analyzed the planner takes the array
+        // as a filter over every link of the app: 70 ms per call at 70k links.
+        // The lateral subquery (kept apart by `OFFSET 0`) can only be an
+        // index lookup on all the key's columns.
         let query = sqlx::query_as::<_, (String, String)>(
-            "SELECT external_id, record_id FROM id_links \
-             WHERE org_id = $1 AND entity = $2 AND app_id = $3 AND realm = $4 AND external_id = ANY($5)",
+            "SELECT l.external_id, l.record_id FROM unnest($5::text[]) AS wanted(ext) CROSS JOIN LATERAL \
+             (SELECT external_id, record_id FROM id_links \
+              WHERE org_id = $1 AND entity = $2 AND app_id = $3 AND realm = $4 AND external_id = wanted.ext OFFSET 0) l",
         )
         .bind(org)
         .bind(entity)
@@ -163,7 +169,8 @@ impl WriteConn for PgWriteConn<'_> {
         query.execute(self.scoped(org_id).await?).await.context("logging changes")?;
 
         let last = changes.iter().map(|c| c.seq).max().unwrap_or_default();
-        let query = sqlx::query("UPDATE orgs SET last_seq = GREATEST(last_seq, $2) WHERE id = $1").bind(org_id).bind(last);
+        let query =
+            sqlx::query("UPDATE orgs SET last_seq = GREATEST(last_seq, $2) WHERE id = $1").bind(org_id).bind(last);
         query.execute(&mut *self.conn).await.context("numbering changes")?;
         Ok(())
     }

@@ -115,7 +115,8 @@ async fn write_group(
 
     let results = run_jobs(&mut tx, jobs).await?;
 
-    let changed = results.iter().flatten().any(|r| matches!(r, Ok(WriteOutcome::Created(_) | WriteOutcome::Updated(_))));
+    let changed =
+        results.iter().flatten().any(|r| matches!(r, Ok(WriteOutcome::Created(_) | WriteOutcome::Updated(_))));
     if changed {
         notify::send(&mut tx, &orgs).await?;
     }

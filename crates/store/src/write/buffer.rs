@@ -293,9 +293,5 @@ impl<C: WriteConn + ?Sized> WriteTx for BufferedTx<'_, C> {
 /// The caller's own ids in an id array (entries of its provider), as text.
 fn own_ids<'a>(entries: &'a [Value], provider: &'a str) -> impl Iterator<Item = String> + 'a {
     let own = entries.iter().filter(move |e| e.get("provider").and_then(Value::as_str) == Some(provider));
-    own.filter_map(|e| match e.get("id")? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
+    own.filter_map(|e| super::naming::id_text(e.get("id")))
 }

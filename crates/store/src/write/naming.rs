@@ -51,9 +51,10 @@ pub(super) fn read_id_entries(entries: &[Value], caller: &Caller) -> Result<Body
 }
 
 /// An external id as text: apps send their ids as strings or as numbers.
+/// Text with U+0000 is no id (no backend can store it).
 pub(super) fn id_text(value: Option<&Value>) -> Option<String> {
     match value? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::String(s) if !s.is_empty() && !s.contains('\0') => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
