@@ -101,6 +101,10 @@ impl Deliverer {
                 let id = ended.map(|(id, _)| id).unwrap_or_else(|e| e.id());
                 running.remove(&id);
             }
+            // Every round, so this process counts in the apps' sharing.
+            if let Err(e) = this.store.announce_holder(&this.holder, this.options.lease).await {
+                tracing::warn!(error = %e, "could not announce this delivery process");
+            }
             match this.store.list_apps().await {
                 Ok(apps) => {
                     for app in apps.into_iter().filter(|a| a.notification_url.is_some()) {
@@ -119,6 +123,10 @@ impl Deliverer {
             }
         }
         while tasks.join_next().await.is_some() {}
+        // The others may take this process's share of the apps at once.
+        if let Err(e) = this.store.announce_holder(&this.holder, Duration::ZERO).await {
+            tracing::warn!(error = %e, "could not retire this delivery process; it will expire");
+        }
     }
 
     async fn app_task(self: Arc<Self>, app_id: String, shutdown: CancellationToken) -> String {
@@ -128,7 +136,10 @@ impl Deliverer {
         let mut platform = self.store.platform_changes();
         let mut holding = false;
         loop {
-            let step = self.leased_step(&app_id).await;
+            let mut step = self.leased_step(&app_id).await;
+            if matches!(step, Ok(Some(Step::Idle))) && self.give_up_if_over_share(&app_id).await {
+                step = Ok(None);
+            }
             self.note_holding(&app_id, &mut holding, &step);
             let wait = match step {
                 // A busy app would otherwise keep a stopping process (and
@@ -159,6 +170,25 @@ impl Deliverer {
             tracing::warn!(app_id, error = %e, "could not release the delivery lease; it will expire");
         }
         app_id
+    }
+
+    /// Releases the idle app's lease when this process holds more than its
+    /// share (another process started since it took them); true if it did.
+    async fn give_up_if_over_share(&self, app_id: &str) -> bool {
+        match self.store.over_share(&self.holder).await {
+            Ok(true) => match self.store.release_app(app_id, &self.holder).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(app_id, error = %e, "could not hand an app over to another process");
+                    false
+                }
+            },
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(app_id, error = %e, "could not count this process's delivery leases");
+                false
+            }
+        }
     }
 
     /// One step under the app's lease; `None` when another process holds it.

@@ -100,6 +100,18 @@ pub trait Store: Send + Sync + 'static {
     /// Gives the lease up if `holder` holds it, so another process may take
     /// the app at once instead of after the lease expires.
     async fn release_app(&self, app_id: &str, holder: &str) -> Result<(), StoreError>;
+    /// Says the delivering process `holder` is alive for `ttl` more (zero
+    /// retires it), so that processes sharing a database share the apps: a
+    /// claim of a free app fails while the claimer holds its share already.
+    /// One process per store (SQLite) has nothing to share.
+    async fn announce_holder(&self, _holder: &str, _ttl: Duration) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Whether `holder` holds more apps than its share, and should give an
+    /// idle one up to a process that holds fewer.
+    async fn over_share(&self, _holder: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 
     /// A receiver that changes whenever a write commits, to wake delivery workers.
     fn commits(&self) -> tokio::sync::watch::Receiver<u64>;

@@ -616,3 +616,53 @@ async fn delivery_leases_have_one_holder_at_a_time() {
     })
     .await;
 }
+
+/// Live processes share the apps: a free app goes to a process below its
+/// share, and a process over its share is told so (to give idle apps up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_processes_share_the_apps() {
+    with_db(|db| async move {
+        let t = tenant(&db).await;
+        let store = t.store.clone();
+        let long = Duration::from_secs(30);
+        let mut apps = vec![t.app.id.clone()];
+        for i in 1..4 {
+            let new = NewApp {
+                name: format!("App {i}"),
+                provider: format!("app{i}"),
+                notification_url: None,
+                entities: vec![],
+            };
+            apps.push(store.create_app(new, "whsec_test".into()).await.unwrap().0.id);
+        }
+
+        // Alone, a process may take every app.
+        store.announce_holder("a", long).await.unwrap();
+        for app in &apps {
+            assert!(store.claim_app(app, "a", long).await.unwrap());
+        }
+        assert!(!store.over_share("a").await.unwrap());
+
+        // A second process comes: "a" holds 4 of 4, its share is 2.
+        store.announce_holder("b", long).await.unwrap();
+        assert!(store.over_share("a").await.unwrap());
+        assert!(store.claim_app(&apps[0], "a", long).await.unwrap(), "renewals go through over share");
+        store.release_app(&apps[3], "a").await.unwrap();
+        assert!(!store.claim_app(&apps[3], "a", long).await.unwrap(), "a does not take back what it gave up");
+        assert!(store.claim_app(&apps[3], "b", long).await.unwrap());
+        assert!(store.over_share("a").await.unwrap(), "3 of 4 is still over a share of 2");
+        store.release_app(&apps[2], "a").await.unwrap();
+        assert!(!store.over_share("a").await.unwrap());
+        assert!(store.claim_app(&apps[2], "b", long).await.unwrap());
+        assert!(!store.over_share("b").await.unwrap());
+
+        // "b" retires and gives its apps up: "a" may take them all again.
+        store.release_app(&apps[2], "b").await.unwrap();
+        store.release_app(&apps[3], "b").await.unwrap();
+        store.announce_holder("b", Duration::ZERO).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(store.claim_app(&apps[2], "a", long).await.unwrap());
+        assert!(store.claim_app(&apps[3], "a", long).await.unwrap());
+    })
+    .await;
+}

@@ -298,6 +298,12 @@ impl Store for PgStore {
     async fn release_app(&self, app_id: &str, holder: &str) -> Result<(), StoreError> {
         self.release_app_impl(app_id, holder).await
     }
+    async fn announce_holder(&self, holder: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.announce_holder_impl(holder, ttl).await
+    }
+    async fn over_share(&self, holder: &str) -> Result<bool, StoreError> {
+        self.over_share_impl(holder).await
+    }
 
     fn commits(&self) -> watch::Receiver<u64> {
         self.commits.clone()
