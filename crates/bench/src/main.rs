@@ -54,6 +54,9 @@ struct Args {
     /// Concurrent clients of post-single.
     #[arg(long, default_value_t = 16)]
     clients: usize,
+    /// Import batches in flight at once, besides the run with one (import-*).
+    #[arg(long, default_value_t = 2)]
+    import_in_flight: usize,
     /// Duration of post-single and webhook-latency, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -156,11 +159,11 @@ async fn run(scenario: Scenario, args: &Args) -> Result<Vec<Metric>> {
     match scenario {
         Scenario::ImportChinook => {
             let rows = data::chinook(&args.chinook, "bench-import")?;
-            import::compare("import-chinook", &rows, args.chinook_batch).await
+            import::compare("import-chinook", &rows, args.chinook_batch, args.import_in_flight).await
         }
         Scenario::ImportPeople => {
             let rows = data::people("bench-import", 0, args.people);
-            import::compare("import-people", &rows, args.people_batch).await
+            import::compare("import-people", &rows, args.people_batch, args.import_in_flight).await
         }
         Scenario::PostSingle => {
             post::run(&post::PostArgs { clients: args.clients, seconds: args.seconds, max_requests: args.max_requests })

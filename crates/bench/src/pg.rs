@@ -88,7 +88,7 @@ pub async fn import(base: &str, rows: &[Row], batch: usize) -> Result<Vec<Metric
     let multi = raw_import(base, rows, batch, RawMode::MultiRow).await?;
     let (multi_rate, multi_text) = rate(rows.len(), multi);
     println!("  raw PostgreSQL, one multi-row INSERT per tx: {multi:.2?} ({multi_text})");
-    let hub = import::hub_import_on(Hub::start_postgres(base).await?, rows, batch).await?;
+    let hub = import::hub_import_on(Hub::start_postgres(base).await?, rows, batch, 1).await?;
     let (hub_rate, hub_text) = rate(rows.len(), hub);
     println!("  hub /batch: {hub:.2?} ({hub_text})");
     Ok(vec![
