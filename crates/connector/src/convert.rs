@@ -56,7 +56,9 @@ impl Convert {
             Convert::Decimal => decimal(value).map(|d| Value::String(d.normalize().to_string())),
             Convert::Integer => integer(value).map(Value::from),
             Convert::Timestamp => timestamp(value).map(|t| Value::String(format_timestamp(t))),
-            Convert::Date => timestamp(value).map(|t| Value::String(t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string())),
+            Convert::Date => {
+                timestamp(value).map(|t| Value::String(t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string()))
+            }
             Convert::Bool => boolean(value).map(Value::Bool),
         }
     }

@@ -240,9 +240,9 @@ fn resolve(value: &Value, entity: &str, provider: &str) -> Result<Value> {
         other => return Err(Error::Unresolved { entity: entity.to_string(), hub_id: plain(other) }),
     };
     let prefix = format!("{entity}:");
-    let own = entries.iter().find_map(|e| {
-        (e["provider"] == provider).then(|| e["id"].as_str()?.strip_prefix(&prefix)).flatten()
-    });
+    let own = entries
+        .iter()
+        .find_map(|e| (e["provider"] == provider).then(|| e["id"].as_str()?.strip_prefix(&prefix)).flatten());
     match own {
         Some(id) => Ok(Value::String(id.to_string())),
         None => Err(Error::Unresolved { entity: entity.to_string(), hub_id: hub_id(value).unwrap_or_default() }),

@@ -106,7 +106,13 @@ impl Connector {
 
     /// Whether the app holds a newer unshared change to this record, which
     /// wins over the hub's unless the organization gives the hub preemption.
-    async fn app_wins(&self, group: &str, link: &Link, target: &crate::mapping::Target, record: &Value) -> Result<bool> {
+    async fn app_wins(
+        &self,
+        group: &str,
+        link: &Link,
+        target: &crate::mapping::Target,
+        record: &Value,
+    ) -> Result<bool> {
         let org = self.org(group)?;
         if org.settings.hub_preemption {
             return Ok(false);

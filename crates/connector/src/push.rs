@@ -186,7 +186,11 @@ impl Connector {
         self.skip_feed(group).await
     }
 
-    pub(crate) async fn load_cursor<T: serde::de::DeserializeOwned>(&self, group: &str, name: &str) -> Result<Option<T>> {
+    pub(crate) async fn load_cursor<T: serde::de::DeserializeOwned>(
+        &self,
+        group: &str,
+        name: &str,
+    ) -> Result<Option<T>> {
         let Some(raw) = self.inner.state.cursor(group, name).await? else { return Ok(None) };
         serde_json::from_str(&raw).map(Some).map_err(|e| Error::Config(format!("cursor {name} of {group}: {e}")))
     }

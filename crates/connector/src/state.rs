@@ -90,16 +90,21 @@ impl State {
         Ok(Self { pool })
     }
 
-    pub async fn link_by_app(&self, group: &str, app_entity: &str, hub_entity: &str, app_id: &str) -> Result<Option<Link>> {
-        let row = sqlx::query(
-            "SELECT * FROM id_map WHERE group_id = ? AND app_entity = ? AND hub_entity = ? AND app_id = ?",
-        )
-        .bind(group)
-        .bind(app_entity)
-        .bind(hub_entity)
-        .bind(app_id)
-        .fetch_optional(&self.pool)
-        .await?;
+    pub async fn link_by_app(
+        &self,
+        group: &str,
+        app_entity: &str,
+        hub_entity: &str,
+        app_id: &str,
+    ) -> Result<Option<Link>> {
+        let row =
+            sqlx::query("SELECT * FROM id_map WHERE group_id = ? AND app_entity = ? AND hub_entity = ? AND app_id = ?")
+                .bind(group)
+                .bind(app_entity)
+                .bind(hub_entity)
+                .bind(app_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|r| link(&r)))
     }
 
@@ -225,7 +230,8 @@ impl State {
     }
 
     pub async fn status(&self, group: &str) -> Result<OrgStatus> {
-        let row = sqlx::query("SELECT * FROM org_status WHERE group_id = ?").bind(group).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query("SELECT * FROM org_status WHERE group_id = ?").bind(group).fetch_optional(&self.pool).await?;
         let failing: i64 = sqlx::query("SELECT count(*) FROM record_errors WHERE group_id = ?")
             .bind(group)
             .fetch_one(&self.pool)
