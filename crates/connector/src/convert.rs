@@ -36,12 +36,21 @@ pub enum Convert {
 impl Convert {
     /// The hub's form of an app value.
     pub fn to_hub(self, value: &Value) -> Result<Value> {
-        self.canonical(value)
+        self.converted(value)
     }
 
     /// The app's form of a hub value.
     pub fn to_app(self, value: &Value) -> Result<Value> {
-        self.canonical(value)
+        self.converted(value)
+    }
+
+    /// [`Convert::canonical`], except that decimals keep their scale
+    /// (`2.50` stays `2.50` on its way).
+    fn converted(self, value: &Value) -> Result<Value> {
+        match (self, value) {
+            (Convert::Decimal, v) if !v.is_null() => decimal(v).map(|d| Value::String(d.to_string())),
+            _ => self.canonical(value),
+        }
     }
 
     /// One form per meaning: `0.990` and `0.99` compare equal, as do

@@ -40,8 +40,13 @@ impl Setup {
     }
 
     fn config(&self, settings: OrgSettings) -> sharehub_sql_connector::Config {
-        let mut config =
-            connector_config(&self.hub, &self.store, self.dir.path(), &self.store_group, &self.dir.path().join("chinook.db"));
+        let mut config = connector_config(
+            &self.hub,
+            &self.store,
+            self.dir.path(),
+            &self.store_group,
+            &self.dir.path().join("chinook.db"),
+        );
         config.orgs[0].settings = settings;
         config
     }
@@ -147,7 +152,8 @@ async fn directions_per_entity_and_the_sharing_switch_are_obeyed() {
     assert_eq!(status, StatusCode::CREATED);
     let person = s.hub_record("people", "customers:3").await.unwrap();
     let path = format!("/api/v2/{}/people/{}", s.books_group, hub_id(&person));
-    let (status, _) = s.hub.call(&s.books, Method::PUT, &path, Some(json!({ "people": { "last_name": "Nope" } }))).await;
+    let (status, _) =
+        s.hub.call(&s.books, Method::PUT, &path, Some(json!({ "people": { "last_name": "Nope" } }))).await;
     assert_eq!(status, StatusCode::OK);
 
     let jingle = eventually("the hub's item in the app", MINUTE, || async {
@@ -162,7 +168,8 @@ async fn directions_per_entity_and_the_sharing_switch_are_obeyed() {
     // Sharing off: an app edit stays in the app.
     let mut off = OrgSettings::new(&s.store_group);
     off.sharing = false;
-    exec(&s.app_db, "UPDATE customers SET city = 'Nowhere', updated_at = ?1 WHERE id = 4", &[Param::Text(now_text())]).await;
+    exec(&s.app_db, "UPDATE customers SET city = 'Nowhere', updated_at = ?1 WHERE id = 4", &[Param::Text(now_text())])
+        .await;
     let connector = start_connector(&s.hub, &s.store, &s.config(off)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let person = s.hub_record("people", "customers:4").await.unwrap();
