@@ -153,6 +153,7 @@ impl Connector {
     async fn poll_and_catch_up(&self, group: &str, with_feed: bool) -> Result<()> {
         self.push_changes(group).await?;
         self.retry_failed_pushes(group).await?;
+        self.retry_failed_pulls(group).await?;
         if with_feed {
             self.catch_up(group).await?;
         }

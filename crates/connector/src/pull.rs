@@ -54,12 +54,29 @@ impl Connector {
             match result {
                 Err(Error::Unresolved { entity, hub_id }) if depth < MAX_DEPTH => {
                     self.import_referenced(group, &entity, &hub_id, depth).await?;
-                    self.apply(group, hub_entity, record, depth + 1).await
+                    // Read again: the copy at hand predates the reference's link.
+                    match self.inner.hub.record(group, hub_entity, &id).await? {
+                        Some(fresh) => self.apply(group, hub_entity, &fresh, depth + 1).await,
+                        None => Ok(()),
+                    }
                 }
                 Ok(()) => self.inner.state.clear_failure(group, PULL, hub_entity, &id).await,
                 other => other,
             }
         })
+    }
+
+    /// Applies again the hub records that failed (a reference the app
+    /// lacked, an app error since fixed), each at most `record_attempts` times.
+    pub(crate) async fn retry_failed_pulls(&self, group: &str) -> Result<()> {
+        let failing = self.inner.state.record_errors(group).await?;
+        let due = failing.iter().filter(|f| f.side == PULL && f.attempts < self.inner.options.record_attempts);
+        for failure in due {
+            if let Some(record) = self.inner.hub.record(group, &failure.entity, &failure.record_id).await? {
+                self.apply_hub_record(group, &failure.entity, &record).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Brings a referenced hub record into the app first.
