@@ -69,7 +69,7 @@ impl TestHub {
 
     /// Registers an app with every right on the Chinook entities.
     pub async fn create_app(&self, provider: &str) -> AppCreds {
-        let entities: Vec<Value> = ["organizations", "people", "employees", "items", "invoices"]
+        let entities: Vec<Value> = ["organizations", "people", "employees", "items", "invoices", "sales_orders"]
             .iter()
             .map(|e| json!({ "entity": e, "read": true, "write": true, "subscribe": true }))
             .collect();
