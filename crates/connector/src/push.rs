@@ -95,7 +95,7 @@ impl Connector {
             return Ok(None);
         }
         if let Some(link) = &link {
-            if self.hub_preempts(group, link).await? {
+            if self.hub_wins(group, link, record).await? {
                 return Ok(None);
             }
         }
@@ -110,16 +110,19 @@ impl Connector {
         }))
     }
 
-    /// With hub preemption, a hub record that moved on since it was last
-    /// shared wins: the app's change is not pushed and the hub's is applied.
-    async fn hub_preempts(&self, group: &str, link: &Link) -> Result<bool> {
-        if !self.org(group)?.settings.hub_preemption {
-            return Ok(false);
-        }
+    /// Whether the hub's record moved on since it was last shared and wins
+    /// the conflict: with hub preemption always, else when its change is the
+    /// newer one. The winner is applied to the app instead of pushing.
+    async fn hub_wins(&self, group: &str, link: &Link, record: &AppRecord) -> Result<bool> {
         let Some(current) = self.inner.hub.record(group, &link.hub_entity, &link.hub_id).await? else {
             return Ok(false);
         };
         if current["version"].as_i64().unwrap_or(0) <= link.hub_version {
+            return Ok(false);
+        }
+        let hub_time = current["updated_at"].as_str().and_then(|t| t.parse::<Timestamp>().ok());
+        let hub_newer = hub_time.is_some_and(|t| t >= record.updated_at);
+        if !(self.org(group)?.settings.hub_preemption || hub_newer) {
             return Ok(false);
         }
         self.apply_to_link(group, link, &current).await?;
