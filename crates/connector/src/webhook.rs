@@ -144,3 +144,21 @@ pub fn sign(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> Result<Vec<
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::sign;
+
+    /// The example of the Standard Webhooks specification.
+    #[test]
+    fn signs_as_the_standard_webhooks_example() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let signature = sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", br#"{"test": 2432232314}"#).unwrap();
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(signature),
+            "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+}
