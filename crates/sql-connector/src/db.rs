@@ -175,8 +175,9 @@ fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<Map<String, Value>> {
     let mut out = Map::new();
     for (i, column) in row.columns().iter().enumerate() {
         let raw = row.try_get_raw(i)?;
+        // A NULL reports its column's declared type, so ask for it first.
         let value = match raw.type_info().name() {
-            "NULL" => Value::Null,
+            _ if raw.is_null() => Value::Null,
             "INTEGER" => Value::from(row.try_get::<i64, _>(i)?),
             "REAL" => Number::from_f64(row.try_get::<f64, _>(i)?).map(Value::Number).unwrap_or(Value::Null),
             _ => Value::String(row.try_get::<String, _>(i)?),

@@ -67,8 +67,12 @@ async fn the_initial_import_shares_both_ways_and_merges_matching_records() {
     assert_eq!(first["amount"]["net_amount"].to_string(), "1.98", "totals computed from the lines, in decimal");
     assert_eq!(first["lines"].as_array().unwrap().len(), 2);
 
-    // Customer 1's company became an organization, referred to by its person.
+    // Customer 1's company became an organization, referred to by its person;
+    // customers without a company made none.
     let orgs = hub.list(&store, &store_group, "organizations").await;
+    let companies = count(&app_db, "SELECT count(DISTINCT company) FROM customers").await;
+    assert_eq!(orgs.len() as i64, companies);
+    assert!(people.iter().any(|p| p["organization_id"].is_null() && p["address_work"]["billing"]["region"].is_null()));
     let embraer = orgs.iter().find(|o| o["name"].as_str().unwrap_or_default().starts_with("Embraer")).unwrap();
     let luis = people.iter().find(|p| own_id(p, "store").as_deref() == Some("customers:1")).unwrap();
     assert_eq!(hub_id(&json!({ "id": luis["organization_id"] })), hub_id(embraer));
