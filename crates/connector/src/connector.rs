@@ -150,6 +150,11 @@ impl Connector {
         }
     }
 
+    /// Whether the organization's initial import has finished.
+    pub async fn import_done(&self, group: &str) -> Result<bool> {
+        Ok(self.inner.state.cursor(group, IMPORT_DONE).await?.is_some())
+    }
+
     async fn poll_and_catch_up(&self, group: &str, with_feed: bool) -> Result<()> {
         self.push_changes(group).await?;
         self.retry_failed_pushes(group).await?;

@@ -119,7 +119,10 @@ impl Connector {
                     tracing::debug!(group, "webhook record of an organization this connector does not serve");
                     continue;
                 };
-                if !org.settings.sharing || self.inner.state.status(group).await?.paused {
+                // Dropped, not lost: the feed is read from where it stands
+                // once the import is done or sharing resumes.
+                let waiting = !self.import_done(group).await? || self.inner.state.status(group).await?.paused;
+                if !org.settings.sharing || waiting {
                     continue;
                 }
                 self.apply_hub_record(group, entity, record).await?;

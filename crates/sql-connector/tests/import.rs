@@ -46,6 +46,8 @@ async fn the_initial_import_shares_both_ways_and_merges_matching_records() {
     })
     .await;
     assert_eq!(ada_row["lastname"], json!("Lovelace"));
+    let app_customers = count(&app_db, "SELECT count(*) FROM customers").await;
+    assert_eq!(app_customers, customers + 1, "Ada added; Leonie not doubled in the app");
 
     // Every customer is one person on the hub: Leonie was merged, not duplicated.
     let people = hub.list(&store, &store_group, "people").await;
