@@ -113,17 +113,32 @@ impl Connector {
 
     async fn run_org(&self, group: &str, shutdown: CancellationToken) {
         let mut last_feed = None::<tokio::time::Instant>;
+        let mut failures = 0u32;
         loop {
             let feed_due = last_feed.is_none_or(|at| at.elapsed() >= self.inner.options.feed_interval);
             match self.sync_once(group, feed_due).await {
-                Ok(true) if feed_due => last_feed = Some(tokio::time::Instant::now()),
-                _ => {}
+                Ok(ran) => {
+                    failures = 0;
+                    if ran && feed_due {
+                        last_feed = Some(tokio::time::Instant::now());
+                    }
+                }
+                Err(_) => failures = failures.saturating_add(1),
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.inner.options.poll_interval) => {}
+                _ = tokio::time::sleep(self.pause_after(failures)) => {}
             }
         }
+    }
+
+    /// The poll interval, doubled per failed step in a row (at most 32
+    /// times, and at most 5 minutes), so an app or hub that is down is not
+    /// hammered.
+    fn pause_after(&self, failures: u32) -> std::time::Duration {
+        let interval = self.inner.options.poll_interval;
+        let backed_off = interval.saturating_mul(1 << failures.min(5));
+        backed_off.min(std::time::Duration::from_secs(300).max(interval))
     }
 
     /// One sync step of an organization: the initial import until it is

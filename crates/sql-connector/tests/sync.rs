@@ -176,3 +176,33 @@ async fn directions_per_entity_and_the_sharing_switch_are_obeyed() {
     assert_ne!(person["address_work"]["billing"]["city"], json!("Nowhere"));
     connector.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_historical_data_only_later_changes_are_shared() {
+    let s = Setup::new().await;
+    let before = json!({ "items": { "name": "Old hub item" } });
+    let (status, _) =
+        s.hub.call(&s.books, Method::POST, &format!("/api/v2/{}/items", s.books_group), Some(before)).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let settings = OrgSettings { historical: false, ..OrgSettings::new(&s.store_group) };
+    let connector = start_connector(&s.hub, &s.store, &s.config(settings)).await;
+    wait_for_sync(&connector, &s.store_group).await;
+    assert!(s.hub.list(&s.books, &s.books_group, "people").await.is_empty(), "existing customers stay in the app");
+    assert_eq!(count(&s.app_db, "SELECT count(*) FROM tracks WHERE name = 'Old hub item'").await, 0);
+
+    exec(&s.app_db, "UPDATE customers SET city = 'Later', updated_at = ?1 WHERE id = 1", &[Param::Text(now_text())])
+        .await;
+    let after = json!({ "items": { "name": "New hub item" } });
+    let (status, _) =
+        s.hub.call(&s.books, Method::POST, &format!("/api/v2/{}/items", s.books_group), Some(after)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    eventually("the later changes shared", MINUTE, || async {
+        let on_hub = s.hub_record("people", "customers:1").await.is_some();
+        let in_app = count(&s.app_db, "SELECT count(*) FROM tracks WHERE name = 'New hub item'").await == 1;
+        (on_hub && in_app).then_some(())
+    })
+    .await;
+    assert_eq!(s.hub.list(&s.books, &s.books_group, "people").await.len(), 1);
+    connector.stop().await;
+}
