@@ -19,6 +19,9 @@ pub struct AppRecord {
     pub updated_at: Timestamp,
     /// The record's fields in the app's shape (child rows as arrays).
     pub fields: Map<String, Value>,
+    /// Whether the app marks it inactive (deleted, archived): the hub
+    /// record of its primary targets is then archived.
+    pub inactive: bool,
 }
 
 /// Where a listing of changed records resumes: after this updated-at and,

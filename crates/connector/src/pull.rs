@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::connector::Connector;
 use crate::error::{Error, Result};
 use crate::mapping::{external_id, hub_id};
+use crate::push::INACTIVE;
 use crate::state::Link;
 
 /// The side of a failing record, in the state's `record_errors`.
@@ -108,7 +109,10 @@ impl Connector {
         let Some((_, target)) = self.target(&link.app_entity, &link.hub_entity) else { return Ok(()) };
         let mut updated = Link { hub_version: version, ..link.clone() };
         if record["archived"] == Value::Bool(true) {
-            org.adapter.mark_inactive(&link.app_entity, &link.app_id).await?;
+            if target.creates && link.fingerprint != INACTIVE {
+                org.adapter.mark_inactive(&link.app_entity, &link.app_id).await?;
+                updated.fingerprint = INACTIVE.to_string();
+            }
             return self.inner.state.save_link(group, &updated).await;
         }
 

@@ -17,12 +17,17 @@ use crate::state::Link;
 /// The side of a failing record, in the state's `record_errors`.
 pub(crate) const PUSH: &str = "push";
 
+/// The fingerprint of a link whose records are inactive on both sides.
+pub(crate) const INACTIVE: &str = "inactive";
+
 /// One upsert waiting in a batch, with what to remember when it succeeds.
 struct PendingOp {
     op: Value,
     app_entity: String,
     app_id: String,
     hub_entity: String,
+    /// Known when the record is linked already.
+    hub_id: Option<String>,
     fingerprint: String,
 }
 
@@ -89,8 +94,11 @@ impl Connector {
         target: &Target,
         record: &AppRecord,
     ) -> Result<Option<PendingOp>> {
-        let fingerprint = target.fingerprint(&record.fields)?;
         let link = self.inner.state.link_by_app(group, &entity.name, &target.hub, &record.id).await?;
+        if record.inactive && target.creates {
+            return Ok(link.filter(|l| l.fingerprint != INACTIVE).map(|l| archive(group, &entity.name, record, l)));
+        }
+        let fingerprint = target.fingerprint(&record.fields)?;
         if link.as_ref().is_some_and(|l| l.fingerprint == fingerprint) {
             return Ok(None);
         }
@@ -106,6 +114,7 @@ impl Connector {
             app_entity: entity.name.clone(),
             app_id: record.id.clone(),
             hub_entity: target.hub.clone(),
+            hub_id: link.map(|l| l.hub_id),
             fingerprint,
         }))
     }
@@ -146,7 +155,7 @@ impl Connector {
                 app_entity: pending.app_entity.clone(),
                 app_id: pending.app_id.clone(),
                 hub_entity: pending.hub_entity.clone(),
-                hub_id: hub_id(&record["id"]).unwrap_or_default(),
+                hub_id: hub_id(&record["id"]).or_else(|| pending.hub_id.clone()).unwrap_or_default(),
                 hub_version: record["version"].as_i64().unwrap_or(0),
                 fingerprint: pending.fingerprint.clone(),
             };
@@ -206,4 +215,17 @@ impl Connector {
 
 fn cursor_name(entity: &str) -> String {
     format!("push:{entity}")
+}
+
+/// Archives the hub record of an app record the app marked inactive.
+fn archive(group: &str, app_entity: &str, record: &AppRecord, link: Link) -> PendingOp {
+    let url = format!("/api/v2/{group}/{}/{}", link.hub_entity, link.hub_id);
+    PendingOp {
+        op: json!({ "method": "delete", "url": url }),
+        app_entity: app_entity.to_string(),
+        app_id: record.id.clone(),
+        hub_entity: link.hub_entity,
+        hub_id: Some(link.hub_id),
+        fingerprint: INACTIVE.to_string(),
+    }
 }

@@ -89,7 +89,11 @@ impl SqlAdapter {
             let lines = tx.fetch(&sql, &[Param::Text(id.clone())]).await?;
             row.insert(child.field.clone(), Value::Array(lines.into_iter().map(Value::Object).collect()));
         }
-        Ok(AppRecord { id, updated_at, fields: row })
+        let inactive = spec.inactive.as_ref().is_some_and(|i| {
+            let value = serde_json::to_value(&i.value).unwrap_or_default();
+            row.get(&i.column).is_some_and(|v| plain(v) == plain(&value))
+        });
+        Ok(AppRecord { id, updated_at, fields: row, inactive })
     }
 
     async fn get(&self, entity: &str, id: &str) -> Result<Option<AppRecord>> {

@@ -206,3 +206,40 @@ async fn without_historical_data_only_later_changes_are_shared() {
     assert_eq!(s.hub.list(&s.books, &s.books_group, "people").await.len(), 1);
     connector.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inactive_record_is_archived_on_the_other_side_once() {
+    let s = Setup::new().await;
+    let connector = start_connector(&s.hub, &s.store, &s.config(OrgSettings::new(&s.store_group))).await;
+    wait_for_sync(&connector, &s.store_group).await;
+    let person3 = s.hub_record("people", "customers:3").await.unwrap();
+    let person4 = s.hub_record("people", "customers:4").await.unwrap();
+
+    // App -> hub: the store deactivates customer 3.
+    exec(&s.app_db, "UPDATE customers SET active = 0, updated_at = ?1 WHERE id = 3", &[Param::Text(now_text())]).await;
+    let path3 = format!("/api/v2/{}/people/{}", s.books_group, hub_id(&person3));
+    eventually("customer 3 archived on the hub", MINUTE, || async {
+        let (_, body) = s.hub.call(&s.books, Method::GET, &path3, None).await;
+        (body["people"]["archived"] == json!(true)).then_some(())
+    })
+    .await;
+
+    // Hub -> app: books deletes customer 4's person.
+    let path4 = format!("/api/v2/{}/people/{}", s.books_group, hub_id(&person4));
+    let (status, _) = s.hub.call(&s.books, Method::DELETE, &path4, None).await;
+    assert!(status.is_success(), "{status}");
+    eventually("customer 4 inactive in the app", MINUTE, || async {
+        (s.customer(4).await["active"] == json!(0)).then_some(())
+    })
+    .await;
+
+    // Quiet afterwards: no more changes logged, nothing rewritten.
+    synced_after(&connector, &s.store_group, &now_text()).await;
+    let seq = s.hub.last_seq(&s.store, &s.store_group).await;
+    let row = s.customer(4).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(s.hub.last_seq(&s.store, &s.store_group).await, seq);
+    assert_eq!(s.customer(4).await, row);
+    assert_eq!(s.hub.list(&s.books, &s.books_group, "people").await.len(), 3);
+    connector.stop().await;
+}
