@@ -144,6 +144,7 @@ impl Connector {
     /// One sync step of an organization: the initial import until it is
     /// done, then a poll of the app and (when `with_feed`) a read of the
     /// change feed. Answers whether the step ran and succeeded.
+    #[tracing::instrument(skip_all, fields(group))]
     pub async fn sync_once(&self, group: &str, with_feed: bool) -> Result<bool> {
         let org = self.org(group)?;
         if !org.settings.sharing || self.inner.state.status(group).await?.paused {

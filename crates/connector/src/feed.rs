@@ -11,6 +11,7 @@ const FEED: &str = "feed";
 impl Connector {
     /// Applies the organization's hub changes since the saved cursor,
     /// saving it after each page.
+    #[tracing::instrument(skip_all, fields(group))]
     pub async fn catch_up(&self, group: &str) -> Result<()> {
         let mut after: i64 = self.load_cursor(group, FEED).await?.unwrap_or(0);
         loop {

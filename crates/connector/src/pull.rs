@@ -73,8 +73,10 @@ impl Connector {
         let failing = self.inner.state.record_errors(group).await?;
         let due = failing.iter().filter(|f| f.side == PULL && f.attempts < self.inner.options.record_attempts);
         for failure in due {
-            if let Some(record) = self.inner.hub.record(group, &failure.entity, &failure.record_id).await? {
-                self.apply_hub_record(group, &failure.entity, &record).await?;
+            match self.inner.hub.record(group, &failure.entity, &failure.record_id).await? {
+                Some(record) => self.apply_hub_record(group, &failure.entity, &record).await?,
+                // Gone from the hub: nothing left to apply.
+                None => self.inner.state.clear_failure(group, PULL, &failure.entity, &failure.record_id).await?,
             }
         }
         Ok(())

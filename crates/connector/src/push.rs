@@ -43,6 +43,7 @@ impl Connector {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(entity = %entity.name))]
     async fn push_entity(&self, group: &str, entity: &EntityMapping) -> Result<()> {
         let org = self.org(group)?;
         let name = cursor_name(&entity.name);
@@ -75,6 +76,8 @@ impl Connector {
                 match self.pending_op(group, entity, target, record).await {
                     Ok(Some(op)) => pending.push(op),
                     Ok(None) => {}
+                    // An outage fails the step, so the cursor stays before this page.
+                    Err(e) if e.is_transient() => return Err(e),
                     Err(e) => self.fail_push(group, &entity.name, &record.id, &e).await?,
                 }
             }
@@ -144,6 +147,7 @@ impl Connector {
         // lost answer replays it instead of writing twice.
         let key = uuid::Uuid::new_v4().to_string();
         let results = self.inner.hub.batch(ops, &key).await?;
+        tracing::debug!(group, ops = chunk.len(), "batch pushed to the hub");
         for (pending, result) in chunk.iter().zip(results) {
             if !(200..300).contains(&result.status) {
                 let error = Error::HubRefused { status: result.status, detail: result.body.to_string() };

@@ -3,8 +3,6 @@
 //! status, failing records and the webhook ids already handled. Nothing here
 //! is kept in memory only, so a restart loses nothing.
 
-use std::str::FromStr;
-
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -81,7 +79,8 @@ pub struct State {
 impl State {
     /// Opens (creating if needed) the state file at `path`.
     pub async fn open(path: &std::path::Path) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        let options = SqliteConnectOptions::new()
+            .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(10));
