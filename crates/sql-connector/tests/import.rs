@@ -85,3 +85,37 @@ async fn the_initial_import_shares_both_ways_and_merges_matching_records() {
     assert!(status["organizations"][0]["last_success"].is_string());
     connector.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_chinook_store_arrives_with_exact_invoice_totals() {
+    let hub = TestHub::spawn().await;
+    let org = hub.create_org("Chinook").await;
+    let store = hub.create_app("store").await;
+    let group = hub.install(&store, &org).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chinook.db");
+    sharehub_sql_connector::chinook::build(&path).await.unwrap();
+    let app_db = sharehub_sql_connector::db::Db::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let mut config = connector_config(&hub, &store, dir.path(), &group, &path);
+    config.sync.page_size = 200;
+    let connector = start_connector(&hub, &store, &config).await;
+    wait_for_sync(&connector, &group).await;
+
+    for (entity, expected) in
+        [("organizations", 10), ("people", 59), ("employees", 8), ("items", 3503), ("invoices", 412)]
+    {
+        assert_eq!(hub.list(&store, &group, entity).await.len(), expected, "{entity}");
+    }
+    let totals: std::collections::HashMap<String, String> = rows(&app_db, "SELECT id, total FROM invoices")
+        .await
+        .into_iter()
+        .map(|r| (format!("invoices:{}", r["id"]), r["total"].as_str().unwrap().to_string()))
+        .collect();
+    for invoice in hub.list(&store, &group, "invoices").await {
+        let id = own_id(&invoice, "store").unwrap();
+        let total: rust_decimal::Decimal = invoice["amount"]["net_amount"].to_string().parse().unwrap();
+        let expected: rust_decimal::Decimal = totals[&id].parse().unwrap();
+        assert_eq!(total, expected, "{id}: the hub's sum of lines equals Chinook's total");
+    }
+    connector.stop().await;
+}
