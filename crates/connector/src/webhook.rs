@@ -49,8 +49,8 @@ async fn receive(State(connector): State<Connector>, headers: HeaderMap, body: B
 async fn status_all(State(connector): State<Connector>) -> Response {
     let mut statuses = Vec::new();
     for group in connector.groups() {
-        match connector.state().status(&group).await {
-            Ok(status) => statuses.push(status),
+        match connector.org_summary(&group).await {
+            Ok(summary) => statuses.push(summary),
             Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         }
     }
@@ -73,6 +73,15 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 impl Connector {
+    /// An organization's status with whether it shares and has imported.
+    pub async fn org_summary(&self, group: &str) -> Result<Value> {
+        let status = self.inner.state.status(group).await?;
+        let mut summary = serde_json::to_value(status).map_err(|e| Error::Config(e.to_string()))?;
+        summary["sharing"] = json!(self.org(group)?.settings.sharing);
+        summary["import_done"] = json!(self.import_done(group).await?);
+        Ok(summary)
+    }
+
     /// Checks HTTP Basic and the Standard Webhooks signature of a delivery.
     pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<()> {
         let (api_id, api_key) = &self.inner.basic;

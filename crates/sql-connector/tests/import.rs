@@ -82,6 +82,8 @@ async fn the_initial_import_shares_both_ways_and_merges_matching_records() {
     let status: serde_json::Value =
         reqwest::get(format!("http://{}/status", connector.addr)).await.unwrap().json().await.unwrap();
     assert_eq!(status["organizations"][0]["paused"], json!(false));
+    assert_eq!(status["organizations"][0]["import_done"], json!(true));
+    assert_eq!(status["organizations"][0]["sharing"], json!(true));
     assert!(status["organizations"][0]["last_success"].is_string());
     connector.stop().await;
 }
