@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::connector::Connector;
 use crate::error::{Error, Result};
-use crate::mapping::{external_id, hub_id};
+use crate::mapping::{external_id, hub_id, own_external_ids};
 use crate::push::INACTIVE;
 use crate::state::Link;
 
@@ -104,6 +104,10 @@ impl Connector {
     /// Applies a hub record to one linked app record.
     pub(crate) async fn apply_to_link(&self, group: &str, link: &Link, record: &Value) -> Result<()> {
         let org = self.org(group)?;
+        let external = external_id(&link.app_entity, &link.app_id);
+        if !own_external_ids(record, self.inner.hub.provider()).contains(&external) {
+            self.link_on_hub(group, link).await?;
+        }
         let version = record["version"].as_i64().unwrap_or(0);
         if version <= link.hub_version || !org.settings.direction(&link.app_entity).pulls() {
             return Ok(());
@@ -163,18 +167,29 @@ impl Connector {
 
         let fields = target.to_app(record, self.inner.hub.provider())?;
         let created = org.adapter.create(&entity.name, fields).await?;
-        let linked = self.inner.hub.link(group, hub_entity, id, &external_id(&entity.name, &created.id)).await?;
-        let version = linked["version"].as_i64().unwrap_or(0).max(record["version"].as_i64().unwrap_or(0));
+        // Remembered before the hub hears of it: if linking on the hub
+        // fails, the next event of this record finds the app row and links
+        // it then, instead of creating a second row.
         let link = Link {
             app_entity: entity.name.clone(),
             app_id: created.id.clone(),
             hub_entity: hub_entity.to_string(),
             hub_id: id.to_string(),
-            hub_version: version,
+            hub_version: record["version"].as_i64().unwrap_or(0),
             fingerprint: target.fingerprint(&created.fields)?,
         };
+        self.inner.state.save_link(group, &link).await?;
         tracing::debug!(group, hub_entity, id, app_id = created.id, "hub record created in the app");
-        self.inner.state.save_link(group, &link).await
+        self.link_on_hub(group, &link).await
+    }
+
+    /// Links the connector's id to the hub record, and remembers the version
+    /// that answers (linking may move it on).
+    async fn link_on_hub(&self, group: &str, link: &Link) -> Result<()> {
+        let external = external_id(&link.app_entity, &link.app_id);
+        let linked = self.inner.hub.link(group, &link.hub_entity, &link.hub_id, &external).await?;
+        let version = linked["version"].as_i64().unwrap_or(0);
+        self.inner.state.save_link(group, &Link { hub_version: version, ..link.clone() }).await
     }
 }
 
