@@ -22,10 +22,14 @@ use crate::error::{Error, Result};
 /// How far a webhook's timestamp may be from now (replay protection).
 const TOLERANCE_SECS: i64 = 300;
 
+/// The largest delivery accepted: one POST may carry many records with
+/// their lines, well past axum's 2 MB default.
+const MAX_DELIVERY_BYTES: usize = 64 * 1024 * 1024;
+
 /// The router: `POST /webhooks`, `GET /status`, `GET /status/{group}`.
 pub fn router(connector: Connector) -> Router {
     Router::new()
-        .route("/webhooks", post(receive))
+        .route("/webhooks", post(receive).layer(axum::extract::DefaultBodyLimit::max(MAX_DELIVERY_BYTES)))
         .route("/status", get(status_all))
         .route("/status/{group}", get(status_one))
         .with_state(connector)
