@@ -459,4 +459,42 @@ async fn converge(db: Db) {
         .await
         .unwrap();
     assert_eq!(list["pagination"]["total"], 1, "{list}");
+
+    idempotency_keys_hold_across_processes(&client, &hubs, &writer).await;
+}
+
+/// The same Idempotency-Key sent to three processes at once: one of them
+/// writes, the others answer 409 (still running) or replay the answer.
+async fn idempotency_keys_hold_across_processes(client: &reqwest::Client, hubs: &[Hub], w: &Writer) {
+    for round in 0..10 {
+        let key = format!("import-{round}");
+        let posts = (0..3).map(|i| {
+            let (client, hub, w, key) = (client.clone(), hubs[i].base.clone(), w.clone(), key.clone());
+            tokio::spawn(async move {
+                let record = json!({ "organizations": { "name": key } });
+                let response = client
+                    .post(format!("{hub}/api/v2/{}/organizations", w.group))
+                    .basic_auth(&w.api_id, Some(&w.api_key))
+                    .header("idempotency-key", &key)
+                    .json(&record)
+                    .send()
+                    .await
+                    .unwrap();
+                response.status().as_u16()
+            })
+        });
+        let statuses: Vec<u16> = futures::future::join_all(posts).await.into_iter().map(Result::unwrap).collect();
+        assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+        assert!(statuses.contains(&201), "{statuses:?}");
+    }
+    let list: Value = client
+        .get(format!("{}/api/v2/{}/organizations?$top=100&$filter=name ne 'Acme'", hubs[0].base, w.group))
+        .basic_auth(&w.api_id, Some(&w.api_key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["pagination"]["total"], 10, "one record per key: {list}");
 }

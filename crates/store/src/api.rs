@@ -61,6 +61,24 @@ pub trait Store: Send + Sync + 'static {
     // --- idempotency ------------------------------------------------------
     async fn saved_response(&self, app_id: &str, key: &str) -> Result<Option<SavedResponse>, StoreError>;
     async fn save_response(&self, app_id: &str, key: &str, response: &SavedResponse) -> Result<(), StoreError>;
+    /// Marks `key` as being answered, for every process sharing the database;
+    /// false when another request holds it (a mark older than `stale_after`
+    /// is taken over: its request died) or its answer, younger than
+    /// `keep_for`, is saved. A saved answer replaces the mark. One process
+    /// per store (SQLite) keeps its marks in memory and needs none here.
+    async fn claim_key(
+        &self,
+        _app_id: &str,
+        _key: &str,
+        _stale_after: Duration,
+        _keep_for: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    /// Removes the mark of a request that saved no answer (it failed).
+    async fn release_key(&self, _app_id: &str, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     // --- webhook delivery -------------------------------------------------
     /// Delivery cursors of an app: organization id -> last delivered seq.

@@ -7,6 +7,7 @@
 //! local write long.
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -67,8 +68,19 @@ where
     }
 
     let _guard = InFlight::claim(state, &req.app_id, &key)?;
-    // A twin request may have finished while this one waited for the claim.
-    if let Some(saved) = fresh_saved(state, &req.app_id, &key).await? {
+    // Other processes sharing the database see the claim too.
+    let stale_after = Duration::from_secs(state.config.request_timeout_secs.saturating_mul(2));
+    let keep_for = Duration::from_secs(u64::from(state.config.idempotency_hours) * 3600);
+    if !state.store.claim_key(&req.app_id, &key, stale_after, keep_for).await? {
+        return match fresh_saved(state, &req.app_id, &key).await? {
+            // A twin request finished while this one waited for the claim.
+            Some(saved) => replay(saved, &req.fingerprint),
+            None => Err(in_flight()),
+        };
+    }
+    // A twin request in this process may have finished while this one
+    // waited for the claim. (A mark found now is this request's own.)
+    if let Some(saved) = fresh_saved(state, &req.app_id, &key).await.ok().flatten() {
         return replay(saved, &req.fingerprint);
     }
     let response = match work.await {
@@ -78,8 +90,17 @@ where
     save(state, &req, &key, response).await
 }
 
+fn in_flight() -> ApiError {
+    ApiError::Conflict("A request with this Idempotency-Key is still being answered; retry shortly".into())
+}
+
+/// The saved answer of `key`, if any and young enough. A mark of a request
+/// still running (status 0, another process's) is no answer yet: 409.
 async fn fresh_saved(state: &AppState, app_id: &str, key: &str) -> Result<Option<SavedResponse>, ApiError> {
     let saved = state.store.saved_response(app_id, key).await?;
+    if saved.as_ref().is_some_and(|s| s.status == 0) {
+        return Err(in_flight());
+    }
     let ttl = jiff::SignedDuration::from_hours(i64::from(state.config.idempotency_hours));
     Ok(saved.filter(|s| jiff::Timestamp::now().duration_since(s.created_at) < ttl))
 }
@@ -111,6 +132,8 @@ async fn save(state: &AppState, req: &Replayable, key: &str, response: Response)
             created_at: jiff::Timestamp::now(),
         };
         state.store.save_response(&req.app_id, key, &saved).await?;
+    } else {
+        state.store.release_key(&req.app_id, key).await?;
     }
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }
@@ -126,9 +149,7 @@ impl InFlight {
         let slot = (app_id.to_string(), key.to_string());
         let mut set = state.keys_in_flight.lock().unwrap_or_else(|p| p.into_inner());
         if !set.insert(slot.clone()) {
-            return Err(ApiError::Conflict(
-                "A request with this Idempotency-Key is still being answered; retry shortly".into(),
-            ));
+            return Err(in_flight());
         }
         Ok(Self { state: state.clone(), slot })
     }

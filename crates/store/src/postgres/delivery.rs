@@ -5,6 +5,7 @@
 //! so its transactions name the app ([`PgStore::begin_app`]).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::Row;
@@ -328,6 +329,44 @@ impl PgStore {
         .execute(&self.pool)
         .await
         .context("saving an idempotency key")?;
+        Ok(())
+    }
+
+    /// A mark is a row with status 0 and no body; see [`Store::claim_key`].
+    pub(crate) async fn claim_key_impl(
+        &self,
+        app_id: &str,
+        key: &str,
+        stale_after: Duration,
+        keep_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = jiff::Timestamp::now().as_microsecond();
+        let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 2);
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys AS k (app_id, key, fingerprint, status, body, created_at) \
+             VALUES ($1, $2, '', 0, ''::bytea, $3) \
+             ON CONFLICT (app_id, key) DO UPDATE SET fingerprint = '', status = 0, body = ''::bytea, created_at = $3 \
+             WHERE (k.status = 0 AND k.created_at < $3 - $4) OR (k.status <> 0 AND k.created_at < $3 - $5) \
+             RETURNING k.key",
+        )
+        .bind(app_id)
+        .bind(key)
+        .bind(now)
+        .bind(micros(stale_after))
+        .bind(micros(keep_for))
+        .fetch_optional(&self.pool)
+        .await
+        .context("claiming an idempotency key")?;
+        Ok(claimed.is_some())
+    }
+
+    pub(crate) async fn release_key_impl(&self, app_id: &str, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE app_id = $1 AND key = $2 AND status = 0")
+            .bind(app_id)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .context("releasing an idempotency key")?;
         Ok(())
     }
 }
