@@ -44,6 +44,10 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     }
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
+    // No api id or key holds U+0000; PostgreSQL could not even look one up.
+    if text.contains('\0') {
+        return None;
+    }
     let (id, key) = text.split_once(':')?;
     Some((id.to_string(), key.to_string()))
 }

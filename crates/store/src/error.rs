@@ -31,9 +31,21 @@ impl<T> Context<T> for Result<T, sqlx::Error> {
                 StoreError::Unavailable(format!("{context}: {source}"))
             }
             source if is_transient_postgres(&source) => StoreError::Unavailable(format!("{context}: {source}")),
+            source if is_unstorable_text(&source) => StoreError::Invalid(format!(
+                "{context}: the request holds text PostgreSQL cannot store (such as the character U+0000)"
+            )),
             source => StoreError::Database { context, source },
         })
     }
+}
+
+/// A value the client sent that PostgreSQL refuses as text: U+0000 in a
+/// parameter (22021) or a character the encoding lacks (22P05). Bad input,
+/// not a fault of the hub; record bodies are checked before they get here.
+fn is_unstorable_text(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else { return false };
+    let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() else { return false };
+    matches!(pg.code(), "22021" | "22P05")
 }
 
 /// PostgreSQL errors a retry can cure: connection failures (class 08),

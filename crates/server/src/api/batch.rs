@@ -207,7 +207,8 @@ impl<'a> Runner<'a> {
             let records: Vec<_> = written.iter().map(|(_, _, r)| r.clone()).collect();
             let rendered =
                 render_records(self.state.store.as_ref(), &ctx.group.org_id, &ctx.viewer(), &records).await?;
-            for ((index, status, record), body) in written.into_iter().zip(rendered) {
+            for ((index, status, record), mut body) in written.into_iter().zip(rendered) {
+                ctx.redact_unreadable(&record.entity, &mut body);
                 out[index] = json!({ "status": status.as_u16(), "body": { record.entity: body } });
             }
         }

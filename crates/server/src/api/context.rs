@@ -1,6 +1,7 @@
 //! Who is calling and how they want to see records.
 
 use axum::http::HeaderMap;
+use serde_json::Value;
 use sharehub_model::catalog::{self, EntityDef};
 use sharehub_model::view::Viewer;
 use sharehub_store::write::Caller;
@@ -28,6 +29,21 @@ impl Ctx {
 
     pub fn viewer(&self) -> Viewer<'_> {
         Viewer { group_id: &self.group.id, external_ids: self.external_ids }
+    }
+
+    /// Strips a record rendered in a write answer down to its id and meta
+    /// fields when the caller may write the entity but not read it: a write
+    /// answers the whole record, which a `matching_fields` merge or a PUT
+    /// would otherwise hand out.
+    pub fn redact_unreadable(&self, entity: &str, rendered: &mut Value) {
+        const KEPT: [&str; 7] =
+            ["id", "group_id", "channel_id", "resource_type", "version", "created_at", "updated_at"];
+        if self.app.can_read(entity) {
+            return;
+        }
+        if let Value::Object(fields) = rendered {
+            fields.retain(|key, _| KEPT.contains(&key.as_str()));
+        }
     }
 
     pub fn caller(&self) -> Caller {

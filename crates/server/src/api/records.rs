@@ -143,7 +143,9 @@ pub async fn one_record_response(
 ) -> Result<Response, ApiError> {
     let rendered =
         render_records(state.store.as_ref(), &ctx.group.org_id, &ctx.viewer(), std::slice::from_ref(record)).await?;
-    let body = json!({ def.name: rendered.into_iter().next().unwrap_or(Value::Null) });
+    let mut rendered = rendered.into_iter().next().unwrap_or(Value::Null);
+    ctx.redact_unreadable(def.name, &mut rendered);
+    let body = json!({ def.name: rendered });
     Ok(json_response(status, body, Some(record.version)))
 }
 

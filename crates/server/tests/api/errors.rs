@@ -144,6 +144,8 @@ async fn bad_basic_auth_is_a_401() {
     assert_error(status, &body, 401, "unauthorized");
     let (status, body) = send_json(world.hub.client.get(&url).basic_auth("app-nobody", Some("x"))).await;
     assert_error(status, &body, 401, "unauthorized");
+    let (status, body) = send_json(world.hub.client.get(&url).basic_auth("app-\u{0}x", Some("key"))).await;
+    assert_error(status, &body, 401, "unauthorized");
     assert_untouched(&world, &id).await;
 }
 
@@ -234,6 +236,13 @@ async fn text_holding_the_nul_character_is_a_422_and_changes_nothing() {
     let (status, body) = world.post("people", json!({ "id": own_id, "first_name": "X" })).await;
     assert_invalid_at(status, &body, "id/0");
     let (status, body) = world.post("people", json!({ "first_name": "X", "organization_id": own_id })).await;
+    assert!(status.is_client_error(), "{status} {body}");
+
+    // Outside record bodies: in a filter, and in a platform write.
+    let (status, body) = send_json(world.req(Method::GET, "people?$filter=first_name eq 'a%00b'")).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    let org = world.hub.admin(Method::POST, "/platform/v1/orgs").json(&json!({ "name": "a\u{0}b" }));
+    let (status, body) = send_json(org).await;
     assert!(status.is_client_error(), "{status} {body}");
     assert_untouched(&world, &id).await;
 }

@@ -82,3 +82,28 @@ async fn another_apps_group_is_401_with_the_same_body_as_a_missing_group() {
     assert_error(status, &body, 401, "unauthorized");
     assert_eq!(world.list_all("people").await.len(), 1);
 }
+
+#[tokio::test]
+async fn an_app_that_may_write_but_not_read_gets_no_fields_back_from_its_writes() {
+    let world = World::new().await;
+    let person =
+        world.create("people", json!({ "first_name": "Ann", "email": { "address": "ann@example.com" } })).await;
+    let writer = world.hub.create_app("writer", &[("people", "w")], None).await;
+    let group = world.hub.install(&writer, &world.org).await;
+
+    // Merged into Ann by email: the answer must not hand out her record.
+    let probe = json!({ "email": { "address": "ann@example.com" }, "opts": { "matching_fields": ["email/address"] } });
+    let (status, body) = world.hub.post(&writer, &group, "people", probe).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["people"]["id"], person["id"], "{body}");
+    assert!(body["people"].get("first_name").is_none(), "{body}");
+    assert!(body["people"].get("email").is_none(), "{body}");
+
+    let batch = json!({ "ops": [{ "method": "put", "url": format!("/api/v2/{group}/people/{}", person["id"].as_str().unwrap()),
+        "params": { "people": { "job_title": "Buyer" } } }] });
+    let (status, body) = send_json(world.hub.api(&writer, Method::POST, "/batch").json(&batch)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer = &body["results"][0]["body"]["people"];
+    assert_eq!(answer["version"], 2, "{body}");
+    assert!(answer.get("first_name").is_none() && answer.get("job_title").is_none(), "{body}");
+}
