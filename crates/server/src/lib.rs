@@ -77,13 +77,23 @@ pub async fn start(config: Config, store: Arc<dyn Store>, listener: TcpListener)
         false => None,
     };
 
+    // Which database, said once: a misspelt setting falls back to the default file.
+    let database = without_credentials(&config.database_url);
     let app = router(AppState::new(store.clone(), config));
     let token = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await
     });
-    tracing::info!(%addr, "sharehub is listening");
+    tracing::info!(%addr, database, "sharehub is listening");
     Ok(Running { addr, store, shutdown, server, delivery })
+}
+
+/// A database URL without its user and password.
+fn without_credentials(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
+        _ => url.to_string(),
+    }
 }
 
 fn start_delivery(
