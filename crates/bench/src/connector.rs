@@ -33,7 +33,7 @@ const DANGLING: &str = "SELECT (SELECT count(*) FROM orders WHERE contact_ref IS
 
 pub async fn import(superuser_url: &str, poll: Duration) -> Result<Vec<Metric>> {
     let mut pair = Pair::prepare(superuser_url, "import", poll).await?;
-    let (elapsed, store_done, running) = timed_import(&mut pair).await?;
+    let (elapsed, milestones, running) = timed_import(&mut pair).await?;
     let dangling = count(&pair.crm.db, DANGLING).await?;
     let linked = count(&pair.crm.db, "SELECT count(*) FROM contacts WHERE account_ref IS NOT NULL").await?;
     let companies = count(&pair.store_db, "SELECT count(*) FROM customers WHERE company IS NOT NULL").await?;
@@ -46,9 +46,14 @@ pub async fn import(superuser_url: &str, poll: Duration) -> Result<Vec<Metric>> 
 
     let baseline = baseline(superuser_url, &store_db).await?;
     let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
-    Ok(vec![
+    let mut metrics = vec![
         Metric::new(IMPORT, "Chinook -> hub -> empty CRM", "< 30 s", secs(elapsed), Some(elapsed.as_secs() < 30)),
-        Metric::info(IMPORT, "of which store -> hub done at", secs(store_done)),
+        Metric::info(IMPORT, "store -> hub import step done at", secs(milestones.store_done)),
+    ];
+    for (table, at) in ["contacts", "products", "orders", "order_items"].iter().zip(&milestones.tables) {
+        metrics.push(Metric::info(IMPORT, format!("CRM {table} complete at"), secs(*at)));
+    }
+    metrics.extend([
         Metric::info(IMPORT, "rows written to the CRM", rows.to_string()),
         Metric::info(IMPORT, "baseline: plain SQL inserts", secs(baseline)),
         Metric::info(
@@ -56,12 +61,20 @@ pub async fn import(superuser_url: &str, poll: Duration) -> Result<Vec<Metric>> 
             "ratio connectors / baseline",
             format!("{:.0}x", elapsed.as_secs_f64() / baseline.as_secs_f64()),
         ),
-    ])
+    ]);
+    Ok(metrics)
+}
+
+/// When the store's import step had finished, and when each CRM table
+/// held all its rows (in [`CHECKS`] order).
+struct Milestones {
+    store_done: Duration,
+    tables: Vec<Duration>,
 }
 
 /// Starts both connectors and waits for the CRM to hold everything; answers
-/// the time that took and when the store's own import step had finished.
-async fn timed_import(pair: &mut Pair) -> Result<(Duration, Duration, Running)> {
+/// the time that took and its milestones.
+async fn timed_import(pair: &mut Pair) -> Result<(Duration, Milestones, Running)> {
     let client = reqwest::Client::new();
     let mut expected = Vec::new();
     for (_, chinook) in CHECKS {
@@ -70,16 +83,20 @@ async fn timed_import(pair: &mut Pair) -> Result<(Duration, Duration, Running)> 
     let started = Instant::now();
     let running = pair.start().await?;
     let mut store_done = None;
+    let mut tables = vec![None; CHECKS.len()];
     loop {
         if store_done.is_none() && last_success(&client, &running.store, &pair.store_group).await.is_some() {
             store_done = Some(started.elapsed());
         }
-        let mut done = true;
-        for ((crm, _), want) in CHECKS.iter().zip(&expected) {
-            done &= count(&pair.crm.db, crm).await? == *want;
+        for (((crm, _), want), at) in CHECKS.iter().zip(&expected).zip(&mut tables) {
+            if at.is_none() && count(&pair.crm.db, crm).await? == *want {
+                *at = Some(started.elapsed());
+            }
         }
-        if done {
-            return Ok((started.elapsed(), store_done.unwrap_or_default(), running));
+        if tables.iter().all(Option::is_some) {
+            let tables = tables.into_iter().flatten().collect();
+            let milestones = Milestones { store_done: store_done.unwrap_or_default(), tables };
+            return Ok((started.elapsed(), milestones, running));
         }
         if started.elapsed() > Duration::from_secs(600) {
             bail!("the CRM did not hold the whole store after 10 minutes");
