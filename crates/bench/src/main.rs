@@ -135,6 +135,11 @@ enum Scenario {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // Silent unless asked: `RUST_LOG=warn` shows what the hub and the
+    // connectors under test complain about (failed deliveries, retries).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let machine = report::machine();
     println!("{machine}");
     if cfg!(debug_assertions) {
