@@ -20,6 +20,8 @@ pub const ADMIN_TOKEN: &str = "bench-admin-token";
 pub struct AppCreds {
     pub api_id: String,
     pub api_key: String,
+    /// The `whsec_` secret the hub signs the app's webhooks with.
+    pub webhook_secret: String,
 }
 
 /// The platform API of a running hub, over HTTP.
@@ -68,6 +70,7 @@ impl Platform {
         Ok(AppCreds {
             api_id: s["api_id"].as_str().context("api_id")?.into(),
             api_key: s["api_key"].as_str().context("api_key")?.into(),
+            webhook_secret: s["webhook_secret"].as_str().unwrap_or_default().into(),
         })
     }
 

@@ -11,6 +11,13 @@
 //! The `pg-*` scenarios (or `pg-all`) run the hub on PostgreSQL instead:
 //! `-- pg-all --postgres postgres://postgres@127.0.0.1:5432/postgres` (a
 //! superuser URL; each hub gets a fresh database, used as `sharehub_app`).
+//!
+//! The connector scenarios (`connectors` runs all three) bridge the Chinook
+//! store in SQLite and an empty CRM on PostgreSQL through two real SQL
+//! connectors and a hub: `-- connectors --postgres <superuser URL>`. They live
+//! here rather than in the connector's binary so that one command and one
+//! report format cover the whole product, and the connector ships no
+//! benchmark code.
 
 // mimalloc instead of the system allocator: the hub allocates many small
 // JSON values per record, and glibc's malloc spent a third of an import in
@@ -18,8 +25,11 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod connector;
+mod connector_pair;
 mod data;
 mod hub;
+mod idmap;
 mod import;
 mod pg;
 mod pg_fanout;
@@ -84,7 +94,19 @@ struct Args {
     /// Changes written before delivery starts in pg-fanout.
     #[arg(long, default_value_t = 20_000)]
     fanout_records: u64,
-    /// Where `all` and `pg-all` write their Markdown table.
+    /// Polling interval of both connectors in connector-*, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    connector_poll_ms: u64,
+    /// CRM contact edits timed one after another by connector-latency.
+    #[arg(long, default_value_t = 30)]
+    edits: usize,
+    /// Links in the id map of idmap-1m.
+    #[arg(long, default_value_t = 1_000_000)]
+    idmap_links: u64,
+    /// Lookups timed at each size in idmap-1m.
+    #[arg(long, default_value_t = 20_000)]
+    idmap_lookups: u64,
+    /// Where `all`, `pg-all` and `connectors` write their Markdown table.
     #[arg(long, default_value = "bench-results.md")]
     markdown: PathBuf,
 }
@@ -103,11 +125,21 @@ enum Scenario {
     PgWebhookLatency,
     PgFanout,
     PgAll,
+    ConnectorImport,
+    ConnectorLatency,
+    #[value(name = "idmap-1m")]
+    Idmap1m,
+    Connectors,
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // Silent unless asked: `RUST_LOG=warn` shows what the hub and the
+    // connectors under test complain about (failed deliveries, retries).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let machine = report::machine();
     println!("{machine}");
     if cfg!(debug_assertions) {
@@ -122,6 +154,7 @@ async fn main() -> Result<()> {
             Scenario::Rss1m,
         ],
         Scenario::PgAll => vec![Scenario::PgImport, Scenario::PgPost, Scenario::PgWebhookLatency, Scenario::PgFanout],
+        Scenario::Connectors => vec![Scenario::ConnectorImport, Scenario::ConnectorLatency, Scenario::Idmap1m],
         one => vec![one],
     };
     let mut all = Vec::new();
@@ -130,7 +163,7 @@ async fn main() -> Result<()> {
         report::print_block(name(scenario), &metrics);
         all.extend(metrics);
     }
-    if matches!(args.scenario, Scenario::All | Scenario::PgAll) {
+    if matches!(args.scenario, Scenario::All | Scenario::PgAll | Scenario::Connectors) {
         let table = report::markdown(&machine, &all);
         std::fs::write(&args.markdown, &table)?;
         println!("\n{table}\n(written to {})", args.markdown.display());
@@ -151,11 +184,16 @@ fn name(s: Scenario) -> &'static str {
         Scenario::PgWebhookLatency => "pg-webhook-latency",
         Scenario::PgFanout => "pg-fanout",
         Scenario::PgAll => "pg-all",
+        Scenario::ConnectorImport => "connector-import",
+        Scenario::ConnectorLatency => "connector-latency",
+        Scenario::Idmap1m => "idmap-1m",
+        Scenario::Connectors => "connectors",
     }
 }
 
 async fn run(scenario: Scenario, args: &Args) -> Result<Vec<Metric>> {
-    let pg_url = || args.postgres.as_deref().context("the pg-* scenarios need --postgres <superuser URL>");
+    let pg_url =
+        || args.postgres.as_deref().context("the pg-* and connector-* scenarios need --postgres <superuser URL>");
     match scenario {
         Scenario::ImportChinook => {
             let rows = data::chinook(&args.chinook, "bench-import")?;
@@ -193,6 +231,13 @@ async fn run(scenario: Scenario, args: &Args) -> Result<Vec<Metric>> {
             };
             pg_fanout::run(pg_url()?, &fanout).await
         }
-        Scenario::All | Scenario::PgAll => unreachable!("expanded above"),
+        Scenario::ConnectorImport => connector::import(pg_url()?, connector_poll(args)).await,
+        Scenario::ConnectorLatency => connector::latency(pg_url()?, connector_poll(args), args.edits).await,
+        Scenario::Idmap1m => idmap::run(args.idmap_links, args.idmap_lookups).await,
+        Scenario::All | Scenario::PgAll | Scenario::Connectors => unreachable!("expanded above"),
     }
+}
+
+fn connector_poll(args: &Args) -> std::time::Duration {
+    std::time::Duration::from_millis(args.connector_poll_ms)
 }

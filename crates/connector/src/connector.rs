@@ -193,7 +193,11 @@ impl Connector {
         self.catch_up(group).await?;
         self.inner.state.save_cursor(group, IMPORT_DONE, "true").await?;
         tracing::info!(group, "initial import done");
-        Ok(())
+        // Webhooks that came while the import ran were dropped, and their
+        // records may be newer than what the feed read above saw; they are
+        // all in the feed by now, so read it again rather than leave them
+        // for the next `feed_interval` (a minute by default).
+        self.catch_up(group).await
     }
 
     async fn note_failure(&self, group: &str, error: &Error) -> Result<()> {

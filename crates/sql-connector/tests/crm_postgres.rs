@@ -8,54 +8,16 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use sharehub_sql_connector::db::Db;
 use support::hub::{hub_id, own_id};
+use support::pg::{self, PgDatabase};
 use support::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
-const URL_VAR: &str = "SHAREHUB_TEST_POSTGRES_URL";
-
-/// A database of its own on the server, dropped at the end of the test.
-struct PgDatabase {
-    admin: sqlx::PgPool,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create(base: &str) -> Self {
-        let admin = sqlx::PgPool::connect(base).await.expect("connecting to PostgreSQL");
-        let name = format!("crm_test_{}", uuid_like());
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
-        let url = match base.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{name}"),
-            None => panic!("{URL_VAR} must end with /<database>"),
-        };
-        Self { admin, name, url }
-    }
-
-    async fn drop(self) {
-        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).execute(&self.admin).await.unwrap();
-    }
-}
-
-fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{nanos:x}{}", std::process::id())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_crm_on_postgres_shares_both_ways() {
-    let Ok(base) = std::env::var(URL_VAR) else {
-        eprintln!("skipped: {URL_VAR} is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres)");
-        return;
-    };
-    let pg = PgDatabase::create(&base).await;
-    let crm = Db::connect(&pg.url).await.unwrap();
-    let schema = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/crm.sql")).unwrap();
-    for statement in schema.split(';').filter(|s| !s.trim().is_empty()) {
-        exec(&crm, statement, &[]).await;
-    }
+    let Some(base) = pg::server_url() else { return };
+    let (pg, crm) = PgDatabase::create_crm(&base).await;
     let seed = [
         "INSERT INTO accounts (account_name, industry, annual_revenue) VALUES ('Globex', 'Energy', 1250000.50), ('Initech', 'Software', NULL)",
         "INSERT INTO contacts (account_ref, given_name, family_name, email_address) VALUES (1, 'Hank', 'Scorpio', 'hank@globex.example'), (2, 'Peter', 'Gibbons', 'peter@initech.example'), (NULL, 'Joan', 'Doe', 'joan@example.com')",
@@ -75,7 +37,7 @@ async fn the_crm_on_postgres_shares_both_ways() {
     let books_group = hub.install(&books, &org).await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = connector_config(&hub, &app, dir.path(), &group, Path::new("unused"));
-    config.mapping = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/crm.toml");
+    config.mapping = pg::crm_mapping();
     config.orgs[0].database = pg.url.clone();
     let connector = start_connector(&hub, &app, &config).await;
     wait_for_sync(&connector, &group).await;
@@ -88,7 +50,7 @@ async fn the_crm_on_postgres_shares_both_ways() {
     assert_eq!(people.len(), 3);
     let hank = people.iter().find(|p| own_id(p, "crm").as_deref() == Some("contacts:1")).unwrap();
     assert_eq!(own_id(&json!({ "id": hank["organization_id"] }), "crm").as_deref(), Some("accounts:1"));
-    let orders = hub.list(&app, &group, "sales_orders").await;
+    let orders = hub.list(&app, &group, "invoices").await;
     assert_eq!(orders.len(), 1);
     let lines = orders[0]["lines"].as_array().unwrap();
     assert_eq!(lines.len(), 2);

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hub;
+pub mod pg;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
