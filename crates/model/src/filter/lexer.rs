@@ -118,6 +118,9 @@ impl Lexer {
                     self.at += 1;
                     return Ok(TokenKind::Str(text));
                 }
+                // No stored text holds U+0000 (writes refuse it), and
+                // PostgreSQL cannot compare with it: refused on every backend.
+                Some('\0') => return Err(ParseError::new(self.at, "U+0000 is not allowed in a string literal")),
                 Some(c) => {
                     text.push(c);
                     self.at += 1;

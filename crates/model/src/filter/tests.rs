@@ -89,6 +89,7 @@ fn malformed_filters_report_where_they_break() {
         ("", 0, "empty filter"),
         ("   ", 0, "empty filter"),
         ("name eq 'abc", 8, "unterminated string"),
+        ("name eq 'a\u{0}b'", 10, "U+0000 is not allowed"),
         ("name eq", 7, "expected a value after 'eq'"),
         ("name eq and b eq 1", 8, "expected a value after 'eq'"),
         ("name like 'x'", 5, "unknown operator 'like'"),

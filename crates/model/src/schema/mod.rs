@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use crate::catalog::{self, EntityDef};
 
 pub(crate) use formats::{canonical_date_time, decimal_to_json, parse_decimal};
-pub use normalize::normalize;
+pub use normalize::{normalize, nul_characters};
 pub use validate::{prepare, validate};
 
 /// The JSON Schema dialect of every schema.

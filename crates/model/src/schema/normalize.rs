@@ -40,6 +40,14 @@ pub fn normalize(def: &EntityDef, patch: &mut Value) -> Result<(), Vec<FieldErro
     }
 }
 
+/// Every string and key of `value` holding U+0000, by path: for bodies that
+/// are not records (the platform API's) and get no [`normalize`].
+pub fn nul_characters(value: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    find_nul_characters(value, &Path::default(), &mut errors);
+    errors
+}
+
 /// Reports every string and key holding U+0000. PostgreSQL cannot hold that
 /// character in `jsonb` or text, and few applications survive it; refusing it
 /// on every backend keeps the two backends storing the same records.

@@ -60,6 +60,11 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: JsonBody) -> Result<T, ApiError> {
+    // Refused on every backend alike: PostgreSQL cannot store U+0000 in text.
+    let nul = sharehub_model::schema::nul_characters(&body.value);
+    if !nul.is_empty() {
+        return Err(ApiError::Invalid(nul));
+    }
     serde_json::from_value(body.value).map_err(|e| ApiError::bad_request("bad-request", e.to_string()))
 }
 
