@@ -60,4 +60,13 @@ pub trait AppAdapter: Send + Sync {
     /// Marks a record inactive (the hub archived it). Apps without such a
     /// notion may do nothing: nothing is ever deleted by the connector.
     async fn mark_inactive(&self, entity: &str, id: &str) -> Result<()>;
+
+    /// How many hub records the connector may apply to this app at once
+    /// (each a `fetch`, `create` or `update` call of its own). The default,
+    /// one, suits an app that cannot take concurrent writes (a SQLite file);
+    /// an app behind a connection pool or an API with parallel requests
+    /// answers more, and imports into it go that much faster.
+    fn concurrent_writes(&self) -> usize {
+        1
+    }
 }

@@ -42,6 +42,22 @@ pub(crate) struct Inner {
     /// The app's `whsec_` secret and Basic credentials, to check webhooks.
     pub webhook_secret: String,
     pub basic: (String, String),
+    /// Locks over hub records being applied, by a hash of entity and id.
+    record_locks: Vec<Mutex<()>>,
+}
+
+/// Stripes of [`Inner::record_locks`]: enough that concurrent applies
+/// rarely share one, few enough to cost nothing.
+const RECORD_LOCKS: usize = 64;
+
+impl Inner {
+    /// The lock of one hub record (shared with the records of its stripe).
+    pub(crate) fn record_lock(&self, hub_entity: &str, hub_id: &str) -> &Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (hub_entity, hub_id).hash(&mut hasher);
+        &self.record_locks[(hasher.finish() as usize) % self.record_locks.len()]
+    }
 }
 
 /// Everything a connector is made of.
@@ -72,6 +88,7 @@ impl Connector {
             orgs,
             webhook_secret: parts.webhook_secret,
             basic: (parts.api_id, parts.api_key),
+            record_locks: (0..RECORD_LOCKS).map(|_| Mutex::new(())).collect(),
         };
         Ok(Self { inner: Arc::new(inner) })
     }

@@ -16,9 +16,13 @@ impl Connector {
         let mut after: i64 = self.load_cursor(group, FEED).await?.unwrap_or(0);
         loop {
             let page = self.inner.hub.changes(group, after, self.inner.options.page_size.max(1)).await?;
-            for change in page.changes.iter().filter(|c| !c.own && !c.record.is_null()) {
-                self.apply_hub_record(group, &change.entity, &change.record).await?;
-            }
+            let records: Vec<(&str, &serde_json::Value)> = page
+                .changes
+                .iter()
+                .filter(|c| !c.own && !c.record.is_null())
+                .map(|c| (c.entity.as_str(), &c.record))
+                .collect();
+            self.apply_hub_records(group, &records).await?;
             after = page.next_after;
             self.save_cursor(group, FEED, &after).await?;
             if !page.has_more {

@@ -7,6 +7,9 @@
 //! shared (an echo of the connector's own push, or a change to fields the
 //! app does not hold).
 
+use std::collections::HashMap;
+
+use futures::StreamExt;
 use serde_json::Value;
 
 use crate::connector::Connector;
@@ -27,6 +30,34 @@ impl Connector {
     /// a record that fails is recorded with its error and does not stop others.
     pub async fn apply_hub_record(&self, group: &str, hub_entity: &str, record: &Value) -> Result<()> {
         let _guard = self.org(group)?.lock.lock().await;
+        self.apply_logged(group, hub_entity, record).await
+    }
+
+    /// Applies hub records (a webhook delivery, a page of the change feed)
+    /// in their order, each run of one entity several records at a time, as
+    /// many as the app takes ([`crate::AppAdapter::concurrent_writes`]).
+    /// A record met twice in a run is applied once, at its last (newest)
+    /// version. An outage fails the whole call once the run has settled, so
+    /// that the caller hands the records back (the hub retries a webhook,
+    /// the feed cursor stays put); refused records are recorded one by one.
+    pub async fn apply_hub_records(&self, group: &str, records: &[(&str, &Value)]) -> Result<()> {
+        let org = self.org(group)?;
+        let _guard = org.lock.lock().await;
+        let at_once = org.adapter.concurrent_writes().clamp(1, self.inner.options.pull_concurrency.max(1));
+        for run in runs_of_one_entity(records) {
+            // Boxed and collected first: a lazy `map` here leaves the
+            // future's Send-ness to a higher-ranked bound rustc cannot prove.
+            let applies: Vec<futures_like::BoxFuture<'_, Result<()>>> = newest_of_each(run)
+                .into_iter()
+                .map(|(entity, record)| Box::pin(self.apply_logged(group, entity, record)) as _)
+                .collect();
+            let outcomes: Vec<Result<()>> = futures::stream::iter(applies).buffer_unordered(at_once).collect().await;
+            outcomes.into_iter().collect::<Result<Vec<()>>>()?;
+        }
+        Ok(())
+    }
+
+    async fn apply_logged(&self, group: &str, hub_entity: &str, record: &Value) -> Result<()> {
         match self.apply(group, hub_entity, record, 0).await {
             Err(e) if !e.is_transient() => {
                 let id = hub_id(&record["id"]).unwrap_or_default();
@@ -46,11 +77,18 @@ impl Connector {
     ) -> futures_like::BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let id = hub_id(&record["id"]).ok_or_else(|| Error::Mapping("hub record without an id".into()))?;
-            let links = self.inner.state.links_by_hub(group, hub_entity, &id).await?;
-            let result = if links.is_empty() {
-                self.create_in_app(group, hub_entity, &id, record).await
-            } else {
-                self.update_links(group, &links, record).await
+            // Held while this record is read and written, never across the
+            // recursion below: two applies that meet the same record (an
+            // invoice's and its person's own) take turns instead of both
+            // creating it, and no apply ever waits holding another's lock.
+            let result = {
+                let _record = self.inner.record_lock(hub_entity, &id).lock().await;
+                let links = self.inner.state.links_by_hub(group, hub_entity, &id).await?;
+                if links.is_empty() {
+                    self.create_in_app(group, hub_entity, &id, record).await
+                } else {
+                    self.update_links(group, &links, record).await
+                }
             };
             match result {
                 Err(Error::Unresolved { entity, hub_id }) if depth < MAX_DEPTH => {
@@ -193,7 +231,63 @@ impl Connector {
     }
 }
 
+/// The records split into runs of consecutive records of one entity.
+fn runs_of_one_entity<'a, 'r>(records: &'r [(&'a str, &'a Value)]) -> Vec<&'r [(&'a str, &'a Value)]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=records.len() {
+        if i == records.len() || records[i].0 != records[start].0 {
+            runs.push(&records[start..i]);
+            start = i;
+        }
+    }
+    runs
+}
+
+/// Each record of a run once, at its last occurrence (the hub sends a
+/// record's versions oldest first), in the order of those occurrences.
+fn newest_of_each<'a>(run: &[(&'a str, &'a Value)]) -> Vec<(&'a str, &'a Value)> {
+    let mut last: HashMap<Option<String>, usize> = HashMap::new();
+    for (i, (_, record)) in run.iter().enumerate() {
+        last.insert(hub_id(&record["id"]), i);
+    }
+    run.iter()
+        .enumerate()
+        // A record without an id is kept: `apply` records it as failing.
+        .filter(|(i, (_, record))| {
+            let id = hub_id(&record["id"]);
+            id.is_none() || last.get(&id) == Some(i)
+        })
+        .map(|(_, pair)| *pair)
+        .collect()
+}
+
 /// A boxed future, for the recursion through missing references.
 mod futures_like {
     pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::{newest_of_each, runs_of_one_entity};
+
+    fn record(id: &str, version: i64) -> Value {
+        json!({ "id": [{ "provider": "connec", "id": id }], "version": version })
+    }
+
+    #[test]
+    fn runs_keep_the_order_of_entities_and_each_record_once_at_its_newest() {
+        let (p1, p1_newer, p2, i1) = (record("p1", 1), record("p1", 2), record("p2", 1), record("i1", 1));
+        let all = [("people", &p1), ("people", &p2), ("people", &p1_newer), ("invoices", &i1), ("people", &p2)];
+        let runs = runs_of_one_entity(&all);
+        let shape: Vec<(&str, usize)> = runs.iter().map(|r| (r[0].0, r.len())).collect();
+        assert_eq!(shape, [("people", 3), ("invoices", 1), ("people", 1)]);
+
+        let newest = newest_of_each(runs[0]);
+        let seen: Vec<(String, i64)> =
+            newest.iter().map(|(_, r)| (r["id"][0]["id"].as_str().unwrap().into(), r["version"].as_i64().unwrap())).collect();
+        assert_eq!(seen, [("p2".to_string(), 1), ("p1".to_string(), 2)]);
+    }
 }

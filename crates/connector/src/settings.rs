@@ -98,6 +98,9 @@ pub struct SyncOptions {
     pub pause_after_failures: i64,
     /// Tries of a failing record before it is left for a person to fix.
     pub record_attempts: i64,
+    /// Hub records applied to the app at once, at most (the app's adapter
+    /// may allow fewer).
+    pub pull_concurrency: usize,
 }
 
 impl Default for SyncOptions {
@@ -111,6 +114,7 @@ impl Default for SyncOptions {
             hub_backoff: Duration::from_millis(500),
             pause_after_failures: 10,
             record_attempts: 5,
+            pull_concurrency: 8,
         }
     }
 }

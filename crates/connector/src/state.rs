@@ -73,7 +73,11 @@ pub struct RecordError {
 /// The state database.
 #[derive(Clone)]
 pub struct State {
+    /// Reads, several at a time.
     pool: SqlitePool,
+    /// Writes, on one connection: concurrent writers on a SQLite file wait
+    /// in its busy handler (sleeps of up to 100 ms), queued here they don't.
+    writer: SqlitePool,
 }
 
 impl State {
@@ -84,9 +88,10 @@ impl State {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::raw_sql(SCHEMA).execute(&writer).await?;
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 
     pub async fn link_by_app(
@@ -132,7 +137,7 @@ impl State {
         .bind(&link.hub_id)
         .bind(link.hub_version)
         .bind(&link.fingerprint)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -161,7 +166,7 @@ impl State {
             .bind(group)
             .bind(name)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -171,14 +176,14 @@ impl State {
         let done = sqlx::query("INSERT INTO webhooks_seen VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(webhook_id)
             .bind(now())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Forgets a webhook id whose handling failed, so its retry is handled.
     pub async fn forget_webhook(&self, webhook_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM webhooks_seen WHERE webhook_id = ?").bind(webhook_id).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM webhooks_seen WHERE webhook_id = ?").bind(webhook_id).execute(&self.writer).await?;
         Ok(())
     }
 
@@ -193,7 +198,7 @@ impl State {
         .bind(id)
         .bind(error)
         .bind(now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -204,7 +209,7 @@ impl State {
             .bind(side)
             .bind(entity)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -253,7 +258,7 @@ impl State {
         )
         .bind(group)
         .bind(now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -269,7 +274,7 @@ impl State {
         .bind(group)
         .bind(error)
         .bind(now())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         Ok(row.get(0))
     }
@@ -281,7 +286,7 @@ impl State {
         )
         .bind(group)
         .bind(paused)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

@@ -125,21 +125,30 @@ impl Connector {
     async fn apply_delivery(&self, body: &[u8]) -> Result<()> {
         let body: Value = serde_json::from_slice(body).map_err(|e| Error::Webhook(format!("not JSON: {e}")))?;
         let Value::Object(entities) = body else { return Err(Error::Webhook("not an object".into())) };
+        // One delivery may carry several organizations: each gets its records
+        // in the delivery's order.
+        let mut by_group: Vec<(&str, Vec<(&str, &Value)>)> = Vec::new();
         for (entity, records) in &entities {
             for record in records.as_array().map(Vec::as_slice).unwrap_or_default() {
                 let group = record["group_id"].as_str().unwrap_or_default();
-                let Some(org) = self.inner.orgs.get(group) else {
-                    tracing::debug!(group, "webhook record of an organization this connector does not serve");
-                    continue;
-                };
-                // Dropped, not lost: the feed is read from where it stands
-                // once the import is done or sharing resumes.
-                let waiting = !self.import_done(group).await? || self.inner.state.status(group).await?.paused;
-                if !org.settings.sharing || waiting {
-                    continue;
+                match by_group.iter_mut().find(|(g, _)| *g == group) {
+                    Some((_, records)) => records.push((entity.as_str(), record)),
+                    None => by_group.push((group, vec![(entity.as_str(), record)])),
                 }
-                self.apply_hub_record(group, entity, record).await?;
             }
+        }
+        for (group, records) in by_group {
+            let Some(org) = self.inner.orgs.get(group) else {
+                tracing::debug!(group, "webhook records of an organization this connector does not serve");
+                continue;
+            };
+            // Dropped, not lost: the feed is read from where it stands
+            // once the import is done or sharing resumes.
+            let waiting = !self.import_done(group).await? || self.inner.state.status(group).await?.paused;
+            if !org.settings.sharing || waiting {
+                continue;
+            }
+            self.apply_hub_records(group, &records).await?;
         }
         Ok(())
     }

@@ -239,4 +239,8 @@ impl AppAdapter for SqlAdapter {
     async fn mark_inactive(&self, entity: &str, id: &str) -> Result<(), Fault> {
         Ok(self.deactivate(entity, id).await?)
     }
+
+    fn concurrent_writes(&self) -> usize {
+        self.db.concurrent_writes()
+    }
 }

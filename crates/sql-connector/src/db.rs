@@ -34,6 +34,10 @@ impl Param {
     }
 }
 
+/// Connections to a PostgreSQL app database: as many hub records are
+/// applied to it at once (see [`Db::concurrent_writes`]).
+pub const POSTGRES_CONNECTIONS: u32 = 8;
+
 /// Which database, with its pool.
 #[derive(Clone)]
 pub enum Db {
@@ -49,9 +53,19 @@ impl Db {
             let options = options.busy_timeout(std::time::Duration::from_secs(10));
             Ok(Db::Sqlite(SqlitePoolOptions::new().max_connections(4).connect_with(options).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Ok(Db::Postgres(PgPoolOptions::new().max_connections(4).connect(url).await?))
+            Ok(Db::Postgres(PgPoolOptions::new().max_connections(POSTGRES_CONNECTIONS).connect(url).await?))
         } else {
             Err(Error::Config(format!("database URL {url:?}: expected sqlite:// or postgres://")))
+        }
+    }
+
+    /// How many writes the connector may run at once: PostgreSQL takes one
+    /// per connection; a SQLite file has one writer, and concurrent ones
+    /// would only wait in its busy handler.
+    pub fn concurrent_writes(&self) -> usize {
+        match self {
+            Db::Sqlite(_) => 1,
+            Db::Postgres(_) => POSTGRES_CONNECTIONS as usize,
         }
     }
 

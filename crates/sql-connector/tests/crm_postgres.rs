@@ -84,3 +84,71 @@ async fn the_crm_on_postgres_shares_both_ways() {
     drop(crm);
     pg.drop().await;
 }
+
+/// The CRM takes several writes at once, so a delivery's records are applied
+/// concurrently: 24 invoices of one person the CRM lacks, applied together,
+/// bring that person (and her company, and the item) in once, and every
+/// order refers to that one contact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_records_sharing_a_new_reference_create_it_once() {
+    let Some(base) = pg::server_url() else { return };
+    let (pg, crm) = PgDatabase::create_crm(&base).await;
+    let hub = TestHub::spawn().await;
+    let org = hub.create_org("CRM").await;
+    let app = hub.create_app("crm").await;
+    let books = hub.create_app("books").await;
+    let group = hub.install(&app, &org).await;
+    let books_group = hub.install(&books, &org).await;
+
+    let post = |entity: &'static str, record: serde_json::Value| {
+        let (hub, books, books_group) = (&hub, &books, &books_group);
+        async move {
+            let path = format!("/api/v2/{books_group}/{entity}");
+            let (status, body) = hub.call(books, Method::POST, &path, Some(json!({ entity: record }))).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            hub_id(&body[entity])
+        }
+    };
+    let company = post("organizations", json!({ "name": "Zürich Öl AG" })).await;
+    let person = post("people", json!({ "first_name": "Zoë", "last_name": "Ångström", "organization_id": company })).await;
+    let item = post("items", json!({ "name": "Kabel 🎸", "sale_price": { "net_amount": "4.99", "currency": "EUR" } })).await;
+    for n in 0..24 {
+        let line = json!({ "quantity": n + 1, "unit_price": { "net_amount": "4.99" }, "item_id": item });
+        post("invoices", json!({ "type": "CUSTOMER", "status": "SUBMITTED", "transaction_date": "2026-12-01T10:00:00Z", "person_id": person, "lines": [line] })).await;
+    }
+
+    // The CRM app's own view of the invoices, applied as one delivery.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = connector_config(&hub, &app, dir.path(), &group, Path::new("unused"));
+    config.mapping = pg::crm_mapping();
+    config.orgs[0].database = pg.url.clone();
+    let connector = sharehub_sql_connector::run::build(&config).await.unwrap();
+    let invoices = hub.list(&app, &group, "invoices").await;
+    assert_eq!(invoices.len(), 24);
+    let records: Vec<(&str, &serde_json::Value)> = invoices.iter().map(|r| ("invoices", r)).collect();
+    connector.apply_hub_records(&group, &records).await.unwrap();
+
+    assert_eq!(count(&crm, "SELECT count(*) FROM accounts").await, 1);
+    assert_eq!(count(&crm, "SELECT count(*) FROM contacts").await, 1);
+    assert_eq!(count(&crm, "SELECT count(*) FROM products").await, 1);
+    assert_eq!(count(&crm, "SELECT count(*) FROM orders").await, 24);
+    let contact = rows(&crm, "SELECT * FROM contacts").await.remove(0);
+    assert_eq!(contact["family_name"], json!("Ångström"));
+    let orphans = "SELECT count(*) FROM orders WHERE contact_ref IS DISTINCT FROM (SELECT contact_id FROM contacts)";
+    assert_eq!(count(&crm, orphans).await, 0);
+    assert_eq!(count(&crm, "SELECT count(*) FROM order_items WHERE sku = (SELECT sku FROM products)").await, 24);
+    let quantities = count(&crm, "SELECT CAST(sum(qty) AS BIGINT) FROM order_items").await;
+    assert_eq!(quantities, (1..=24).sum::<i64>());
+
+    // The hub knows the CRM's one id for the person, and for each invoice.
+    let people = hub.list(&app, &group, "people").await;
+    let linked = people.iter().filter(|p| own_id(p, "crm").is_some()).count();
+    assert_eq!((people.len(), linked), (1, 1));
+    let invoices = hub.list(&app, &group, "invoices").await;
+    let mut orders: Vec<String> = invoices.iter().filter_map(|i| own_id(i, "crm")).collect();
+    orders.sort();
+    orders.dedup();
+    assert_eq!(orders.len(), 24);
+    drop(crm);
+    pg.drop().await;
+}

@@ -33,6 +33,7 @@ pub fn fast_sync() -> SyncOptions {
         hub_backoff: Duration::from_millis(100),
         pause_after_failures: 10,
         record_attempts: 5,
+        pull_concurrency: 8,
     }
 }
 
