@@ -18,6 +18,7 @@ pub mod hub;
 pub mod mapping;
 mod pull;
 mod push;
+mod push_cursor;
 pub mod settings;
 pub mod state;
 pub mod webhook;

@@ -1,9 +1,10 @@
 //! App to hub: the app's changed records, page by page from a saved cursor,
 //! upserted with the hub's batch endpoint under an `Idempotency-Key`.
 //!
-//! Each poll starts `overlap` before its cursor, so a row committed late with
-//! an earlier updated-at, or sharing the cursor's updated-at, is still seen;
-//! rows already shared are recognised by their fingerprint and not sent again.
+//! Each poll starts where [`PushCursor::resume`] says: up to `overlap` before
+//! its cursor while rows committed late with an earlier updated-at could
+//! still appear; rows already shared are recognised by their fingerprint and
+//! not sent again.
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
@@ -12,6 +13,7 @@ use crate::adapter::{AppRecord, Cursor};
 use crate::connector::Connector;
 use crate::error::{Error, Result};
 use crate::mapping::{hub_id, EntityMapping, Target};
+use crate::push_cursor::PushCursor;
 use crate::state::Link;
 
 /// The side of a failing record, in the state's `record_errors`.
@@ -47,22 +49,29 @@ impl Connector {
     async fn push_entity(&self, group: &str, entity: &EntityMapping) -> Result<()> {
         let org = self.org(group)?;
         let name = cursor_name(&entity.name);
-        let saved: Option<Cursor> = self.load_cursor(group, &name).await?;
         let overlap = SignedDuration::try_from(self.inner.options.overlap).unwrap_or_default();
-        let mut after = saved.clone().map(|c| Cursor { updated_at: c.updated_at - overlap, id: String::new() });
+        let began = Timestamp::now();
+        let mut saved: Option<PushCursor> = self.load_cursor(group, &name).await?;
+        let mut after = saved.as_ref().map(|c| c.resume(overlap));
         loop {
             let page = org.adapter.list_changed(&entity.name, after.as_ref(), self.inner.options.page_size).await?;
             let Some(last) = page.records.last() else { break };
             let next = Cursor { updated_at: last.updated_at, id: last.id.clone() };
             self.push_records(group, entity, &page.records).await?;
             // The cursor never moves back: an overlap re-read stays behind it.
-            if saved.as_ref().is_none_or(|s| (&next.updated_at, &next.id) > (&s.updated_at, &s.id)) {
-                self.save_cursor(group, &name, &next).await?;
+            if saved.as_ref().is_none_or(|s| (&next.updated_at, &next.id) > (&s.at.updated_at, &s.at.id)) {
+                let moved = PushCursor { at: next.clone(), settled: saved.as_ref().and_then(|s| s.settled) };
+                self.save_cursor(group, &name, &moved).await?;
+                saved = Some(moved);
             }
             after = Some(next);
             if !page.has_more {
                 break;
             }
+        }
+        // Read to the end: the window before the cursor shrinks.
+        if let Some(settled) = saved.as_ref().and_then(|s| s.settled_by(began, overlap)) {
+            self.save_cursor(group, &name, &settled).await?;
         }
         Ok(())
     }

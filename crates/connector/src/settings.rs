@@ -86,8 +86,9 @@ pub struct SyncOptions {
     /// How often the hub's change feed is read (besides webhooks).
     #[serde(with = "millis")]
     pub feed_interval: Duration,
-    /// How far before its cursor each poll re-reads, for rows committed late
-    /// with an earlier updated-at.
+    /// The longest an app's write may stay uncommitted: polls re-read this
+    /// far before their cursor, for rows committed late with an earlier
+    /// updated-at, until a poll has begun this long after them.
     #[serde(with = "millis")]
     pub overlap: Duration,
     /// Tries per hub request during outages, and the first pause between them.

@@ -117,7 +117,9 @@ async fn rows_sharing_an_updated_at_or_committed_late_are_all_shared() {
         exec(&s.app_db, insert, &[Param::Int(id), Param::Text(name.into()), Param::Text(same.clone())]).await;
     }
     synced_after(&connector, &s.store_group, &now_text()).await;
-    let before = same.parse::<jiff::Timestamp>().unwrap() - jiff::SignedDuration::from_secs(1);
+    // 200 ms before the twins: late, yet within the 2 s `overlap` of now, as
+    // a real transaction that stayed open that long would be.
+    let before = same.parse::<jiff::Timestamp>().unwrap() - jiff::SignedDuration::from_millis(200);
     let late = sharehub_connector::convert::format_timestamp(before);
     exec(&s.app_db, insert, &[Param::Int(9003), Param::Text("Late".into()), Param::Text(late)]).await;
 
