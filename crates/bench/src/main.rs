@@ -67,6 +67,12 @@ struct Args {
     /// Import batches in flight at once, besides the run with one (import-*).
     #[arg(long, default_value_t = 2)]
     import_in_flight: usize,
+    /// Rounds of import-chinook (each: raw, hub with 1 and with several in flight); medians are reported.
+    #[arg(long, default_value_t = 7)]
+    chinook_rounds: usize,
+    /// Rounds of import-people, as for import-chinook.
+    #[arg(long, default_value_t = 3)]
+    people_rounds: usize,
     /// Duration of post-single and webhook-latency, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -197,11 +203,11 @@ async fn run(scenario: Scenario, args: &Args) -> Result<Vec<Metric>> {
     match scenario {
         Scenario::ImportChinook => {
             let rows = data::chinook(&args.chinook, "bench-import")?;
-            import::compare("import-chinook", &rows, args.chinook_batch, args.import_in_flight).await
+            import::compare("import-chinook", &rows, args.chinook_batch, args.import_in_flight, args.chinook_rounds).await
         }
         Scenario::ImportPeople => {
             let rows = data::people("bench-import", 0, args.people);
-            import::compare("import-people", &rows, args.people_batch, args.import_in_flight).await
+            import::compare("import-people", &rows, args.people_batch, args.import_in_flight, args.people_rounds).await
         }
         Scenario::PostSingle => {
             post::run(&post::PostArgs { clients: args.clients, seconds: args.seconds, max_requests: args.max_requests })

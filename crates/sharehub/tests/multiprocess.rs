@@ -16,7 +16,7 @@
 #[path = "support/hub_process.rs"]
 mod hub_process;
 
-use hub_process::{admin, Hub};
+use hub_process::{admin, hub_id, register, write, Hub, Writer};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
 use tokio::sync::mpsc;
@@ -182,56 +181,6 @@ fn versions(body: &[u8]) -> Vec<(String, i64)> {
     let body: Value = serde_json::from_slice(body).expect("webhook body is JSON");
     let records = body["organizations"].as_array().cloned().unwrap_or_default();
     records.iter().map(|r| (hub_id(r), r["version"].as_i64().expect("version"))).collect()
-}
-
-fn hub_id(record: &Value) -> String {
-    let entries = record["id"].as_array().expect("an id array");
-    let connec = entries.iter().find(|e| e["provider"] == "connec").expect("a connec id");
-    connec["id"].as_str().expect("id").to_string()
-}
-
-// --- platform and API calls -------------------------------------------------
-
-/// The app that writes (no URL) and the group it writes in.
-#[derive(Clone)]
-struct Writer {
-    api_id: String,
-    api_key: String,
-    group: String,
-}
-
-/// Registers an app on `organizations` (a reader when it has a URL, a
-/// writer otherwise) and installs it in `org`.
-async fn register(client: &reqwest::Client, hub: &Hub, org: &str, name: &str, url: Option<&str>) -> Writer {
-    let reads = url.is_some();
-    let access = json!({ "entity": "organizations", "read": true, "write": !reads, "subscribe": reads });
-    let app = json!({ "name": name, "provider": name, "notification_url": url, "entities": [access] });
-    let created = admin(client, hub, "/platform/v1/apps", app).await;
-    let secrets = &created["secrets"];
-    let (api_id, api_key) = (secrets["api_id"].as_str().unwrap(), secrets["api_key"].as_str().unwrap());
-    let installed = admin(client, hub, "/platform/v1/groups", json!({ "app_id": api_id, "org_id": org })).await;
-    Writer { api_id: api_id.into(), api_key: api_key.into(), group: installed["group"]["id"].as_str().unwrap().into() }
-}
-
-/// Creates (no `id`) or renames an organization record through `hub`;
-/// answers its hub id and new version.
-async fn write(client: &reqwest::Client, hub: &Hub, w: &Writer, id: Option<&str>, name: &str) -> (String, i64) {
-    let (method, path) = match id {
-        Some(id) => (Method::PUT, format!("/api/v2/{}/organizations/{id}", w.group)),
-        None => (Method::POST, format!("/api/v2/{}/organizations", w.group)),
-    };
-    let response = client
-        .request(method, format!("{}{path}", hub.base))
-        .basic_auth(&w.api_id, Some(&w.api_key))
-        .header("content-type", "application/vnd.api+json")
-        .json(&json!({ "organizations": { "name": name } }))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "writing {name}: {}", response.status());
-    let body: Value = response.json().await.unwrap();
-    let record = &body["organizations"];
-    (record["id"].as_str().unwrap().to_string(), record["version"].as_i64().unwrap())
 }
 
 // --- the test ---------------------------------------------------------------

@@ -154,8 +154,10 @@ impl TestApp {
         self.running = Some(running);
     }
 
-    /// Stops the hub without waiting for anything, as a crash would.
-    pub async fn kill(&mut self) {
+    /// Stops the hub (gracefully, as `restart` does) and leaves it stopped.
+    /// A real SIGKILL of a `sharehub serve` process is tested in
+    /// `crates/sharehub/tests/sqlite_crash.rs` and `multiprocess.rs`.
+    pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await;
         }

@@ -49,7 +49,7 @@ async fn a_batch_tried_before_a_restart_is_retried_after_it_with_the_same_webhoo
 async fn a_change_committed_while_delivery_was_down_is_delivered_after_restart() {
     let mut s = setup_with(|c| c.delivery.enabled = false).await;
     let id = s.create_org_record("Committed, not yet sent").await;
-    s.hub.kill().await;
+    s.hub.stop().await;
     assert!(s.receiver.received().is_empty());
 
     s.hub.config.delivery.enabled = true;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{json, Value};
 
 pub const ADMIN_TOKEN: &str = "fault-test-admin-token";
 
@@ -102,4 +103,53 @@ pub async fn admin(client: &reqwest::Client, hub: &Hub, path: &str, body: Value)
         client.post(format!("{}{path}", hub.base)).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap();
     assert!(response.status().is_success(), "POST {path}: {}", response.status());
     response.json().await.unwrap()
+}
+
+/// The hub's own id of a record (its `connec` entry).
+pub fn hub_id(record: &Value) -> String {
+    let entries = record["id"].as_array().expect("an id array");
+    let connec = entries.iter().find(|e| e["provider"] == "connec").expect("a connec id");
+    connec["id"].as_str().expect("id").to_string()
+}
+
+/// The app that writes (no URL) and the group it writes in.
+#[derive(Clone)]
+pub struct Writer {
+    pub api_id: String,
+    pub api_key: String,
+    pub group: String,
+}
+
+/// Registers an app on `organizations` (a reader when it has a URL, a
+/// writer otherwise) and installs it in `org`.
+pub async fn register(client: &reqwest::Client, hub: &Hub, org: &str, name: &str, url: Option<&str>) -> Writer {
+    let reads = url.is_some();
+    let access = json!({ "entity": "organizations", "read": true, "write": !reads, "subscribe": reads });
+    let app = json!({ "name": name, "provider": name, "notification_url": url, "entities": [access] });
+    let created = admin(client, hub, "/platform/v1/apps", app).await;
+    let secrets = &created["secrets"];
+    let (api_id, api_key) = (secrets["api_id"].as_str().unwrap(), secrets["api_key"].as_str().unwrap());
+    let installed = admin(client, hub, "/platform/v1/groups", json!({ "app_id": api_id, "org_id": org })).await;
+    Writer { api_id: api_id.into(), api_key: api_key.into(), group: installed["group"]["id"].as_str().unwrap().into() }
+}
+
+/// Creates (no `id`) or renames an organization record through `hub`;
+/// answers its hub id and new version.
+pub async fn write(client: &reqwest::Client, hub: &Hub, w: &Writer, id: Option<&str>, name: &str) -> (String, i64) {
+    let (method, path) = match id {
+        Some(id) => (Method::PUT, format!("/api/v2/{}/organizations/{id}", w.group)),
+        None => (Method::POST, format!("/api/v2/{}/organizations", w.group)),
+    };
+    let response = client
+        .request(method, format!("{}{path}", hub.base))
+        .basic_auth(&w.api_id, Some(&w.api_key))
+        .header("content-type", "application/vnd.api+json")
+        .json(&json!({ "organizations": { "name": name } }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "writing {name}: {}", response.status());
+    let body: Value = response.json().await.unwrap();
+    let record = &body["organizations"];
+    (record["id"].as_str().unwrap().to_string(), record["version"].as_i64().unwrap())
 }
