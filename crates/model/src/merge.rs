@@ -60,7 +60,7 @@ fn feed(hasher: &mut Sha256, value: &Value) {
             keys.sort();
             hasher.update(b"{");
             for key in keys {
-                feed(hasher, &Value::String(key.clone()));
+                write_json(hasher, key.as_str());
                 hasher.update(b":");
                 feed(hasher, &map[key]);
                 hasher.update(b",");
@@ -75,8 +75,27 @@ fn feed(hasher: &mut Sha256, value: &Value) {
             }
             hasher.update(b"]");
         }
-        scalar => hasher.update(scalar.to_string().as_bytes()),
+        scalar => write_json(hasher, scalar),
     }
+}
+
+/// Feeds the compact JSON text of `value` (the bytes `to_string` would
+/// make) to the hasher without building the string: this runs for every
+/// key and scalar of every record written.
+fn write_json<T: serde::Serialize + ?Sized>(hasher: &mut Sha256, value: &T) {
+    struct HashWriter<'a>(&'a mut Sha256);
+    impl std::io::Write for HashWriter<'_> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    // Writing JSON into a hasher cannot fail: keys are strings, and the
+    // writer never returns an error.
+    let _ = serde_json::to_writer(HashWriter(hasher), value);
 }
 
 #[cfg(test)]
@@ -86,6 +105,48 @@ mod tests {
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
+    }
+
+    /// The hash as first defined (each key and scalar through `to_string`):
+    /// stored records carry it, so the hash of unchanged data must not move.
+    fn hash_as_first_defined(value: &Value) -> [u8; 32] {
+        fn feed(hasher: &mut Sha256, value: &Value) {
+            match value {
+                Value::Object(map) => {
+                    let mut keys: Vec<&String> = map.keys().collect();
+                    keys.sort();
+                    hasher.update(b"{");
+                    for key in keys {
+                        hasher.update(Value::String(key.clone()).to_string().as_bytes());
+                        hasher.update(b":");
+                        feed(hasher, &map[key]);
+                        hasher.update(b",");
+                    }
+                    hasher.update(b"}");
+                }
+                Value::Array(items) => {
+                    hasher.update(b"[");
+                    for item in items {
+                        feed(hasher, item);
+                        hasher.update(b",");
+                    }
+                    hasher.update(b"]");
+                }
+                scalar => hasher.update(scalar.to_string().as_bytes()),
+            }
+        }
+        let mut hasher = Sha256::new();
+        feed(&mut hasher, value);
+        hasher.finalize().into()
+    }
+
+    #[test]
+    fn the_content_hash_keeps_its_bytes() {
+        let record = json!({
+            "name": "Zoë \"Ünïcödé\" 東京 🎸\n\u{0007}", "amount": "12.30", "n": 1.5e300, "i": -7,
+            "ok": true, "none": null, "lines": [{"b": 1, "a": [2, "x"]}, []], "": {}
+        });
+        assert_eq!(content_hash(&record), hash_as_first_defined(&record));
     }
 
     #[test]
