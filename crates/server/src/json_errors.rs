@@ -3,7 +3,7 @@
 //! string axum could not read. This middleware rewrites any error response
 //! that is not JSON into the one error body, keeping its status.
 
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{ALLOW, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
@@ -18,10 +18,16 @@ pub async fn ensure_json_errors(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
-    let text = axum::body::to_bytes(response.into_body(), DETAIL_LIMIT).await.unwrap_or_default();
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, DETAIL_LIMIT).await.unwrap_or_default();
     let detail = match String::from_utf8_lossy(&text).trim() {
         "" => status.canonical_reason().unwrap_or("Error").to_string(),
         text => text.to_string(),
     };
-    ApiError::Status { status, detail }.into_response()
+    let mut answer = ApiError::Status { status, detail }.into_response();
+    // A 405 says which methods the path has.
+    if let Some(allow) = parts.headers.get(ALLOW) {
+        answer.headers_mut().insert(ALLOW, allow.clone());
+    }
+    answer
 }

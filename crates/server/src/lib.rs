@@ -35,8 +35,9 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .merge(api::routes())
         .merge(platform::routes())
+        // A path the API lacks is 404; a method a path lacks is axum's 405
+        // (with `Allow`), made the contract's JSON by `ensure_json_errors`.
         .fallback(api::not_found)
-        .method_not_allowed_fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
         // A client that stalls mid-request is cut off, so it can neither hold
         // a connection forever nor keep a graceful shutdown waiting.

@@ -63,10 +63,19 @@ pub async fn install(store: &dyn Store, app_id: &str, org_id: &str, realm: Optio
     if realm.is_some_and(|r| r.trim().is_empty()) {
         return Err(ApiError::Invalid(vec![FieldError::new("realm", "must not be empty")]));
     }
-    store.install(app_id, org_id, realm).await.map_err(|e| match e {
+    let group = store.install(app_id, org_id, realm).await.map_err(|e| match e {
         sharehub_store::StoreError::Invalid(why) => ApiError::NotFound(why),
         other => other.into(),
-    })
+    })?;
+    // Installing again answers the same group; its realm cannot change, since
+    // the app's external ids are kept under it.
+    match realm {
+        Some(asked) if asked != group.realm => Err(ApiError::Conflict(format!(
+            "app {app_id} is installed in {org_id} already, as group {} with realm {:?}; a realm cannot change",
+            group.id, group.realm
+        ))),
+        _ => Ok(group),
+    }
 }
 
 pub fn no_app(app_id: &str) -> ApiError {

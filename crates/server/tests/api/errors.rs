@@ -214,10 +214,14 @@ async fn a_body_without_a_content_type_is_a_415() {
 #[tokio::test]
 async fn a_method_or_path_the_api_does_not_have_answers_the_contract_json_error() {
     let (world, id) = world_with_leonie().await;
-    let (status, body) =
-        send_json(world.req(Method::PATCH, &format!("people/{id}")).json(&json!({ "people": { "first_name": "X" } })))
-            .await;
-    assert_error(status, &body, 404, "resource-not-found");
+    let patch = world.req(Method::PATCH, &format!("people/{id}")).json(&json!({ "people": { "first_name": "X" } }));
+    let response = patch.send().await.unwrap();
+    let allow = response.headers().get("allow").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let (status, body) = (response.status(), response.json::<serde_json::Value>().await.unwrap());
+    assert_error(status, &body, 405, "method-not-allowed");
+    for method in ["GET", "PUT", "DELETE"] {
+        assert!(allow.contains(method), "Allow names {method}: {allow:?}");
+    }
     let (status, body) = send_json(world.req(Method::GET, "people/a/b/c")).await;
     assert_error(status, &body, 404, "resource-not-found");
     assert_untouched(&world, &id).await;

@@ -122,3 +122,30 @@ async fn a_client_that_stalls_mid_body_gets_a_json_408() {
     assert!(text.contains("\"code\":\"request-timeout\""), "{text}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn installing_again_answers_the_same_group_and_refuses_another_realm() {
+    let hub = TestApp::spawn().await;
+    let org = hub.create_org("Acme").await;
+    let app = hub.create_app("books", &[("people", "rw")], None).await;
+    let install = |realm: Option<&str>| {
+        hub.admin(Method::POST, "/platform/v1/groups").json(&json!({ "app_id": app.api_id, "org_id": org, "realm": realm }))
+    };
+
+    let (status, first) = send_json(install(Some("acme-books"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["group"]["realm"], "acme-books");
+    for realm in [Some("acme-books"), None] {
+        let (status, again) = send_json(install(realm)).await;
+        assert_eq!(status, StatusCode::CREATED, "{again}");
+        assert_eq!(again["group"], first["group"], "the same group for {realm:?}");
+    }
+
+    let (status, body) = send_json(install(Some("another"))).await;
+    assert_error(status, &body, 409, "conflict");
+    assert!(body.to_string().contains("acme-books"), "names the realm it has: {body}");
+    let path = format!("/platform/v1/apps/{}/groups", app.api_id);
+    let (_, groups) = send_json(hub.admin(Method::GET, &path)).await;
+    assert_eq!(groups["groups"].as_array().unwrap().len(), 1, "{groups}");
+    assert_eq!(groups["groups"][0]["realm"], "acme-books");
+}
