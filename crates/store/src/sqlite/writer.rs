@@ -33,11 +33,14 @@ trait Finish: Send {
 trait Job: Send {
     async fn run(self: Box<Self>, conn: &mut SqliteConnection) -> Box<dyn Finish>;
     fn fail(self: Box<Self>, error: String);
+    /// Whether the job may log changes, so its commit must wake delivery.
+    fn wakes(&self) -> bool;
 }
 
 struct TypedJob<T, F> {
     work: F,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    wakes: bool,
 }
 
 struct TypedFinish<T> {
@@ -69,6 +72,10 @@ where
     fn fail(self: Box<Self>, error: String) {
         let _ = self.reply.send(Err(StoreError::Unavailable(error)));
     }
+
+    fn wakes(&self) -> bool {
+        self.wakes
+    }
 }
 
 async fn run_in_savepoint<T, F>(conn: &mut SqliteConnection, work: F) -> Result<T, StoreError>
@@ -91,21 +98,43 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on `conn`; `commits` is bumped after each commit.
+    /// Starts the writer task on `conn`; `commits` is bumped after each
+    /// commit of a record write.
     pub(crate) fn start(conn: SqliteConnection, commits: watch::Sender<u64>) -> Self {
         let (queue, jobs) = mpsc::channel(4096);
         tokio::spawn(run(conn, jobs, commits));
         Self { queue }
     }
 
-    /// Runs `work` in the write transaction and answers after it is committed.
+    /// Runs `work` in the write transaction and answers after it is
+    /// committed. For writes that log no change (platform, delivery
+    /// bookkeeping): they do not wake the delivery workers, whose own
+    /// bookkeeping would otherwise wake them again, forever.
     pub(crate) async fn exec<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
+        self.submit(work, false).await
+    }
+
+    /// [`Writer::exec`] for record writes: their commit bumps `commits`,
+    /// which wakes the delivery workers.
+    pub(crate) async fn exec_changes<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    {
+        self.submit(work, true).await
+    }
+
+    async fn submit<T, F>(&self, work: F, wakes: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(TypedJob { work, reply });
+        let job: Box<dyn Job> = Box::new(TypedJob { work, reply, wakes });
         if self.queue.send(job).await.is_err() {
             return Err(StoreError::Unavailable("the writer has stopped".into()));
         }
@@ -122,8 +151,11 @@ async fn run(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>,
                 Err(_) => break,
             }
         }
+        let wakes = group.iter().any(|job| job.wakes());
         run_group(&mut conn, group).await;
-        commits.send_modify(|n| *n = n.wrapping_add(1));
+        if wakes {
+            commits.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 }
 
