@@ -20,6 +20,9 @@ pub enum ApiError {
     UnknownResource(String),
     #[error("unauthorized")]
     Unauthorized,
+    /// The platform API without the admin token.
+    #[error("unauthorized")]
+    AdminUnauthorized,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -54,7 +57,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } | ApiError::UnknownResource(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -72,7 +75,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => (code, "Bad request"),
             ApiError::UnknownResource(_) => ("unknown-resource", "Unknown resource"),
-            ApiError::Unauthorized => ("unauthorized", "Unauthorized"),
+            ApiError::Unauthorized | ApiError::AdminUnauthorized => ("unauthorized", "Unauthorized"),
             ApiError::Forbidden(_) => ("forbidden", "Forbidden"),
             ApiError::NotFound(_) => ("resource-not-found", "Resource not found"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
@@ -90,6 +93,7 @@ impl ApiError {
     fn detail(&self) -> String {
         match self {
             ApiError::Unauthorized => "Authenticate with HTTP Basic (api id and api key) on a group of your app".into(),
+            ApiError::AdminUnauthorized => "Authenticate with the admin token: Authorization: Bearer <admin_token>".into(),
             ApiError::UnknownResource(name) => format!("{name:?} is not a shared entity"),
             ApiError::Internal(_) => "Something went wrong on our side; it has been logged".into(),
             other => other.to_string(),
@@ -151,6 +155,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"sharehub\""));
+        }
+        if matches!(self, ApiError::AdminUnauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"sharehub-admin\""));
         }
         if matches!(self, ApiError::Unavailable(_)) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sharehub_store::{AppUpdate, NewApp};
+use sharehub_model::FieldError;
 
 use crate::error::ApiError;
 use crate::extract::{constant_time_eq, JsonBody};
@@ -54,7 +55,7 @@ impl FromRequestParts<AppState> for Admin {
             .and_then(|v| v.strip_prefix("Bearer "));
         match presented {
             Some(p) if constant_time_eq(p.trim().as_bytes(), token.expose().as_bytes()) => Ok(Admin),
-            _ => Err(ApiError::Unauthorized),
+            _ => Err(ApiError::AdminUnauthorized),
         }
     }
 }
@@ -65,7 +66,29 @@ fn parse<T: serde::de::DeserializeOwned>(body: JsonBody) -> Result<T, ApiError> 
     if !nul.is_empty() {
         return Err(ApiError::Invalid(nul));
     }
-    serde_json::from_value(body.value).map_err(|e| ApiError::bad_request("bad-request", e.to_string()))
+    serde_path_to_error::deserialize(body.value).map_err(|e| ApiError::Invalid(vec![field_error(&e)]))
+}
+
+/// A body that does not fit the request's shape, as a 422 at the field's
+/// path (`entities/0/read`), like the Connec! API's own field errors.
+fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+    let mut path: Vec<String> = e
+        .path()
+        .iter()
+        .filter_map(|segment| match segment {
+            serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+            serde_path_to_error::Segment::Enum { variant } => Some(variant.clone()),
+            serde_path_to_error::Segment::Unknown => None,
+        })
+        .collect();
+    let message = e.inner().to_string();
+    // serde names a missing field only in its message: point at the field.
+    if let Some(field) = message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+        path.push(field.to_string());
+        return FieldError::new(path.join("/"), "is required");
+    }
+    FieldError::new(path.join("/"), message)
 }
 
 fn ok(status: StatusCode, body: Value) -> Response {

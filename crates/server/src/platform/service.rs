@@ -28,7 +28,11 @@ pub async fn register_app(store: &dyn Store, app: NewApp) -> Result<(App, AppSec
         return Err(ApiError::Invalid(errors));
     }
     let secret = sharehub_delivery::signature::WebhookSecret::generate().to_whsec();
-    Ok(store.create_app(app, secret).await?)
+    store.create_app(app, secret).await.map_err(|e| match e {
+        // The one refusal of a checked app: its provider is taken.
+        sharehub_store::StoreError::Invalid(why) => ApiError::Conflict(why),
+        other => other.into(),
+    })
 }
 
 pub async fn update_app(store: &dyn Store, app_id: &str, update: AppUpdate) -> Result<App, ApiError> {

@@ -149,3 +149,30 @@ async fn installing_again_answers_the_same_group_and_refuses_another_realm() {
     assert_eq!(groups["groups"].as_array().unwrap().len(), 1, "{groups}");
     assert_eq!(groups["groups"][0]["realm"], "acme-books");
 }
+
+#[tokio::test]
+async fn the_platform_api_names_its_credentials_and_the_fields_it_refuses() {
+    let hub = TestApp::spawn().await;
+    let response = hub.client.get(format!("{}/platform/v1/apps", hub.base)).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"sharehub-admin\"");
+    let (status, body) = (response.status(), response.json::<Value>().await.unwrap());
+    assert_error(status, &body, 401, "unauthorized");
+    assert!(body.to_string().contains("admin token"), "says which credentials: {body}");
+
+    let (status, body) = send_json(hub.admin(Method::POST, "/platform/v1/orgs").json(&json!({ "name": 5 }))).await;
+    assert_invalid_at(status, &body, "name");
+    let (status, body) = send_json(hub.admin(Method::POST, "/platform/v1/apps").json(&json!({}))).await;
+    assert_invalid_at(status, &body, "name");
+    let app = json!({ "name": "x", "provider": "typed", "entities": [{ "entity": "people", "read": "yes" }] });
+    let (status, body) = send_json(hub.admin(Method::POST, "/platform/v1/apps").json(&app)).await;
+    assert_invalid_at(status, &body, "entities/0/read");
+
+    let app = hub.create_app("taken", &[("people", "rw")], None).await;
+    let path = format!("/platform/v1/apps/{}", app.api_id);
+    let (status, body) = send_json(hub.admin(Method::PATCH, &path).json(&json!({ "entities": "all" }))).await;
+    assert_invalid_at(status, &body, "entities");
+    let again = json!({ "name": "Again", "provider": "taken", "entities": [] });
+    let (status, body) = send_json(hub.admin(Method::POST, "/platform/v1/apps").json(&again)).await;
+    assert_error(status, &body, 409, "conflict");
+    assert!(body.to_string().contains("already taken"), "{body}");
+}
