@@ -90,7 +90,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>, listener: TcpListener)
 }
 
 /// A database URL without its user and password.
-fn without_credentials(url: &str) -> String {
+pub fn without_credentials(url: &str) -> String {
     match (url.split_once("://"), url.rsplit_once('@')) {
         (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
         _ => url.to_string(),

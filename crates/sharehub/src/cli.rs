@@ -55,7 +55,9 @@ pub async fn shutdown_signal() {
 
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     sharehub_store::open(&config.database_url).await.context("migrating the database")?;
-    println!("database {} is up to date", config.database_url);
+    // Named without its credentials, as in the start-up log.
+    let database = sharehub_server::without_credentials(&config.database_url);
+    println!("database {database} migrated: every migration of this sharehub is applied");
     Ok(())
 }
 
