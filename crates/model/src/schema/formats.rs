@@ -15,6 +15,9 @@ use serde_json::{Number, Value};
 
 /// Message for a value that is not a decimal.
 pub(crate) const DECIMAL_MESSAGE: &str = "expected a decimal number";
+/// Message for decimal text that a 96-bit decimal cannot hold exactly.
+pub(crate) const DECIMAL_RANGE_MESSAGE: &str = "a decimal too large or too precise to keep exactly: at most 28 \
+     decimal places and 29 significant digits (up to 79228162514264337593543950335)";
 /// Message for a value that is not an RFC 3339 date-time with an offset.
 pub(crate) const DATE_TIME_MESSAGE: &str = "expected an RFC 3339 date-time with an offset (Z or +hh:mm)";
 /// Message for a value that is neither a date nor a date-time.
@@ -36,6 +39,20 @@ pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
         value.set_sign_positive(true);
     }
     Some(value)
+}
+
+/// Why `value` is no decimal: not written as one at all, or out of range.
+pub(crate) fn decimal_message(value: &Value) -> &'static str {
+    let text = match value {
+        Value::Number(number) => number.to_string(),
+        Value::String(text) => text.trim().to_string(),
+        _ => return DECIMAL_MESSAGE,
+    };
+    if is_decimal_syntax(&text) {
+        DECIMAL_RANGE_MESSAGE
+    } else {
+        DECIMAL_MESSAGE
+    }
 }
 
 /// `[+-]? (digits [. digits] | . digits) ([eE] [+-]? digits)?`; rust_decimal alone

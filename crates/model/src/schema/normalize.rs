@@ -196,6 +196,9 @@ impl<'s> Walker<'s> {
         };
         match result {
             Some(canonical) => *value = canonical,
+            None if format == "decimal" => {
+                self.errors.push(FieldError::new(path.concrete.clone(), formats::decimal_message(value)))
+            }
             None => self.errors.push(FieldError::new(path.concrete.clone(), message)),
         }
     }

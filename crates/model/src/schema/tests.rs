@@ -335,3 +335,17 @@ fn the_nul_character_is_refused_anywhere() {
     assert_eq!(paths(&normalize(def("journals"), &mut journal).unwrap_err()), ["memo/1"]);
     assert!(normalize(def("people"), &mut json!({"first_name": "Zoë 日本 🎵"})).is_ok());
 }
+
+#[test]
+fn a_decimal_too_large_or_too_precise_says_so() {
+    let nines = "9".repeat(200);
+    let mut item = json!({ "sale_price": { "net_amount": "0.1000000000000000055511151231257827", "tax_amount": nines },
+        "purchase_price": { "net_amount": "1,5" } });
+    let found = normalize(def("items"), &mut item).unwrap_err();
+    let messages: Vec<(&str, &str)> = found.iter().map(|e| (e.path.as_str(), e.message.as_str())).collect();
+    for path in ["sale_price/net_amount", "sale_price/tax_amount"] {
+        let (_, message) = messages.iter().find(|(p, _)| *p == path).expect(path);
+        assert!(message.contains("too large or too precise"), "{path}: {message}");
+    }
+    assert!(messages.contains(&("purchase_price/net_amount", "expected a decimal number")), "{messages:?}");
+}

@@ -238,7 +238,8 @@ async fn text_holding_the_nul_character_is_a_422_and_changes_nothing() {
     // As the caller's own id: no id at all.
     let own_id = json!([{ "provider": world.app.provider, "realm": world.group, "id": "10\u{0}01" }]);
     let (status, body) = world.post("people", json!({ "id": own_id, "first_name": "X" })).await;
-    assert_invalid_at(status, &body, "id/0");
+    assert_invalid_at(status, &body, "id/0/id");
+    assert!(body.to_string().contains("U+0000"), "says why: {body}");
     let (status, body) = world.post("people", json!({ "first_name": "X", "organization_id": own_id })).await;
     assert!(status.is_client_error(), "{status} {body}");
 

@@ -37,8 +37,14 @@ pub(super) fn read_id_entries(entries: &[Value], caller: &Caller) -> Result<Body
     let mut hub = None;
     for (i, entry) in entries.iter().enumerate() {
         let field = |name: &str| entry.get(name).and_then(Value::as_str);
-        let (Some(provider), Some(id)) = (field("provider"), id_text(entry.get("id"))) else {
+        if !entry.is_object() {
             return Err(invalid(&format!("id/{i}"), "expected {\"provider\", \"realm\", \"id\"}"));
+        }
+        let Some(provider) = field("provider") else {
+            return Err(invalid(&format!("id/{i}/provider"), "expected the name of the app's provider (a string)"));
+        };
+        let Some(id) = id_text(entry.get("id")) else {
+            return Err(invalid(&format!("id/{i}/id"), id_problem(entry.get("id"))));
         };
         if provider == caller.provider && field("realm").is_none_or(|r| r == caller.realm) {
             return Ok(BodyId::External(id));
@@ -48,6 +54,15 @@ pub(super) fn read_id_entries(entries: &[Value], caller: &Caller) -> Result<Body
         }
     }
     Ok(hub.unwrap_or(BodyId::OthersOnly))
+}
+
+/// Why a value is no external id (see [`id_text`]).
+fn id_problem(value: Option<&Value>) -> &'static str {
+    match value {
+        Some(Value::String(s)) if s.contains('\0') => "must not contain U+0000",
+        Some(Value::String(_)) => "must not be empty",
+        _ => "expected the app's own id (a string or a number)",
+    }
 }
 
 /// An external id as text: apps send their ids as strings or as numbers.
