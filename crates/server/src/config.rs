@@ -48,7 +48,8 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
-    /// Longest a request may take, body included, in seconds (then 408).
+    /// Longest a request may take, body included, in seconds (then 408);
+    /// a client whose headers are not all in by then is disconnected.
     pub request_timeout_secs: u64,
     /// Most operations in one `POST /batch`.
     pub batch_max_ops: usize,

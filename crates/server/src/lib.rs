@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 mod json_errors;
+mod serve;
 pub mod openapi;
 pub mod platform;
 pub mod state;
@@ -52,7 +53,7 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     pub store: Arc<dyn Store>,
     shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<()>,
     delivery: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -80,11 +81,10 @@ pub async fn start(config: Config, store: Arc<dyn Store>, listener: TcpListener)
 
     // Which database, said once: a misspelt setting falls back to the default file.
     let database = without_credentials(&config.database_url);
+    let app_timeout_secs = config.request_timeout_secs;
     let app = router(AppState::new(store.clone(), config));
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await
-    });
+    let header_timeout = Duration::from_secs(app_timeout_secs);
+    let server = tokio::spawn(serve::serve(listener, app, header_timeout, shutdown.clone()));
     tracing::info!(%addr, database, "sharehub is listening");
     Ok(Running { addr, store, shutdown, server, delivery })
 }

@@ -124,6 +124,25 @@ async fn a_client_that_stalls_mid_body_gets_a_json_408() {
 }
 
 #[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let hub = TestApp::spawn_with(|c| c.request_timeout_secs = 1).await;
+    let addr = hub.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // No blank line: the headers never end.
+    stream.write_all(format!("GET /health/live HTTP/1.1\r\nHost: {addr}\r\n").as_bytes()).await.unwrap();
+
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the hub kept a connection with unfinished headers open");
+    assert!(started.elapsed() < Duration::from_secs(5), "closed after {:?}", started.elapsed());
+
+    // The hub still serves everyone else.
+    let status = hub.client.get(format!("{}/health/live", hub.base)).send().await.unwrap().status();
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn installing_again_answers_the_same_group_and_refuses_another_realm() {
     let hub = TestApp::spawn().await;
     let org = hub.create_org("Acme").await;
