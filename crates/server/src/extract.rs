@@ -107,9 +107,16 @@ pub fn parse_json(raw: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(raw).map_err(|e| {
         ApiError::bad_request(
             "malformed-json",
-            format!("Malformed JSON at line {}, column {}: {e}", e.line(), e.column()),
+            format!("Malformed JSON at line {}, column {}: {}", e.line(), e.column(), without_position(&e)),
         )
     })
+}
+
+/// serde_json's message without the position it appends, said once above.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&suffix).unwrap_or(&text).to_string()
 }
 
 fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {

@@ -1,6 +1,6 @@
 //! Bad input: each answered with the contract's JSON error, and nothing stored changes.
 
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::common::TestApp;
@@ -34,11 +34,26 @@ async fn malformed_json_is_a_400_that_says_where_it_broke() {
     let (world, id) = world_with_leonie().await;
     let (status, body) = send_json(world.req(Method::POST, "people").body(r#"{"people": {"first_name": "X",}}"#)).await;
     let error = assert_error(status, &body, 400, "malformed-json");
-    assert!(error["detail"].as_str().unwrap().contains("line 1, column"), "{body}");
+    let detail = error["detail"].as_str().unwrap();
+    assert!(detail.contains("line 1, column"), "{body}");
+    assert_eq!(detail.matches("line 1").count(), 1, "the position is said once: {detail}");
 
     let (status, body) = send_json(world.req(Method::PUT, &format!("people/{id}")).body("{\"people\": ")).await;
     assert_error(status, &body, 400, "malformed-json");
     assert_untouched(&world, &id).await;
+}
+
+#[tokio::test]
+async fn a_put_whose_body_names_another_record_is_a_409_and_changes_nothing() {
+    let (world, id) = world_with_leonie().await;
+    let other = world.create("people", json!({ "first_name": "Other" })).await;
+    let other_id = other["id"].as_str().unwrap().to_string();
+    let (status, body) = world.put(&format!("people/{id}"), "people", json!({ "id": other_id, "first_name": "X" })).await;
+    assert_error(status, &body, 409, "conflict");
+    let (status, body) = world.put(&format!("people/{id}"), "people", json!({ "id": id, "last_name": "Same" })).await;
+    assert_eq!(status, StatusCode::OK, "its own id is fine: {body}");
+    let (_, other_now) = send_json(world.req(Method::GET, &format!("people/{other_id}"))).await;
+    assert_eq!(other_now["people"]["first_name"], "Other");
 }
 
 #[tokio::test]

@@ -167,6 +167,11 @@ pub(super) async fn find_target<T: WriteTx + ?Sized>(
     let org = op.org_id.as_str();
     let entity = op.entity.name;
     let id = match (op.target, body_id) {
+        (Target::Id(id), BodyId::Hub(named)) if *named != id => {
+            return Ok(Err(WriteError::Conflict(format!(
+                "the body's id {named} names another record than the URL's {id}"
+            ))))
+        }
         (Target::Id(id), _) => Some(id),
         (Target::New, BodyId::Hub(_)) => {
             return Ok(Err(WriteError::Conflict(format!(
