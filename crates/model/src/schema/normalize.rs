@@ -31,8 +31,10 @@ pub fn normalize(def: &EntityDef, patch: &mut Value) -> Result<(), Vec<FieldErro
     }
     let root = json_schema(def);
     let mut walker = Walker { root, references: def.references.iter().map(|r| r.path).collect(), errors: Vec::new() };
-    find_nul_characters(patch, &Path::default(), &mut walker.errors);
-    walker.node(root, patch, &Path::default(), 0);
+    if contains_nul(patch) {
+        find_nul_characters(patch, &mut Path::default(), &mut walker.errors);
+    }
+    walker.node(root, patch, &mut Path::default(), 0);
     if walker.errors.is_empty() {
         Ok(())
     } else {
@@ -44,29 +46,45 @@ pub fn normalize(def: &EntityDef, patch: &mut Value) -> Result<(), Vec<FieldErro
 /// are not records (the platform API's) and get no [`normalize`].
 pub fn nul_characters(value: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    find_nul_characters(value, &Path::default(), &mut errors);
+    if contains_nul(value) {
+        find_nul_characters(value, &mut Path::default(), &mut errors);
+    }
     errors
+}
+
+/// Whether any string or key of `value` holds U+0000: the cheap check that
+/// nearly every record passes, before the walk that names the paths.
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Object(fields) => fields.iter().any(|(key, field)| key.contains('\0') || contains_nul(field)),
+        Value::Array(elements) => elements.iter().any(contains_nul),
+        _ => false,
+    }
 }
 
 /// Reports every string and key holding U+0000. PostgreSQL cannot hold that
 /// character in `jsonb` or text, and few applications survive it; refusing it
 /// on every backend keeps the two backends storing the same records.
-fn find_nul_characters(value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
+fn find_nul_characters(value: &Value, path: &mut Path, errors: &mut Vec<FieldError>) {
     const MESSAGE: &str = "must not contain the character U+0000";
     match value {
         Value::String(text) if text.contains('\0') => errors.push(FieldError::new(path.concrete.clone(), MESSAGE)),
         Value::Object(fields) => {
             for (key, field) in fields {
-                let here = path.key(key);
+                let mark = path.push_key(key);
                 if key.contains('\0') {
-                    errors.push(FieldError::new(here.concrete.clone(), MESSAGE));
+                    errors.push(FieldError::new(path.concrete.clone(), MESSAGE));
                 }
-                find_nul_characters(field, &here, errors);
+                find_nul_characters(field, path, errors);
+                path.pop(mark);
             }
         }
         Value::Array(elements) => {
             for (index, element) in elements.iter().enumerate() {
-                find_nul_characters(element, &path.index(index), errors);
+                let mark = path.push_index(index);
+                find_nul_characters(element, path, errors);
+                path.pop(mark);
             }
         }
         _ => {}
@@ -75,28 +93,43 @@ fn find_nul_characters(value: &Value, path: &Path, errors: &mut Vec<FieldError>)
 
 /// Where the walk is: the concrete path (`lines/1/quantity`) for errors, and the
 /// pattern without indexes (`lines/quantity`) to recognise reference fields.
+/// One pair of buffers for the whole walk: a child's segment is pushed on the
+/// way down and cut off on the way back (this runs for every field written).
 #[derive(Default)]
 struct Path {
     concrete: String,
     pattern: String,
 }
 
+/// The lengths a [`Path`] goes back to after a child.
+#[derive(Clone, Copy)]
+struct Mark(usize, usize);
+
 impl Path {
-    fn key(&self, key: &str) -> Path {
-        Path { concrete: join(&self.concrete, key), pattern: join(&self.pattern, key) }
+    fn push_key(&mut self, key: &str) -> Mark {
+        let mark = Mark(self.concrete.len(), self.pattern.len());
+        push_segment(&mut self.concrete, key);
+        push_segment(&mut self.pattern, key);
+        mark
     }
 
-    fn index(&self, index: usize) -> Path {
-        Path { concrete: join(&self.concrete, &index.to_string()), pattern: self.pattern.clone() }
+    fn push_index(&mut self, index: usize) -> Mark {
+        let mark = Mark(self.concrete.len(), self.pattern.len());
+        push_segment(&mut self.concrete, &index.to_string());
+        mark
+    }
+
+    fn pop(&mut self, mark: Mark) {
+        self.concrete.truncate(mark.0);
+        self.pattern.truncate(mark.1);
     }
 }
 
-fn join(path: &str, segment: &str) -> String {
-    if path.is_empty() {
-        segment.to_owned()
-    } else {
-        format!("{path}/{segment}")
+fn push_segment(path: &mut String, segment: &str) {
+    if !path.is_empty() {
+        path.push('/');
     }
+    path.push_str(segment);
 }
 
 struct Walker<'s> {
@@ -108,7 +141,7 @@ struct Walker<'s> {
 impl<'s> Walker<'s> {
     /// Applies the schema node to the value: its `$ref`, combinators, format,
     /// properties and items.
-    fn node(&mut self, schema: &'s Value, value: &mut Value, path: &Path, depth: usize) {
+    fn node(&mut self, schema: &'s Value, value: &mut Value, path: &mut Path, depth: usize) {
         if value.is_null() || depth > MAX_DEPTH || self.references.contains(&path.pattern.as_str()) {
             return;
         }
@@ -134,7 +167,13 @@ impl<'s> Walker<'s> {
     }
 
     /// Walks into the object's properties and the array's items the schema declares.
-    fn children(&mut self, schema: &'s serde_json::Map<String, Value>, value: &mut Value, path: &Path, depth: usize) {
+    fn children(
+        &mut self,
+        schema: &'s serde_json::Map<String, Value>,
+        value: &mut Value,
+        path: &mut Path,
+        depth: usize,
+    ) {
         match value {
             Value::Object(fields) => {
                 let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
@@ -142,7 +181,9 @@ impl<'s> Walker<'s> {
                 };
                 for (key, field) in fields.iter_mut() {
                     if let Some(property) = properties.get(key) {
-                        self.node(property, field, &path.key(key), depth + 1);
+                        let mark = path.push_key(key);
+                        self.node(property, field, path, depth + 1);
+                        path.pop(mark);
                     }
                 }
             }
@@ -151,7 +192,9 @@ impl<'s> Walker<'s> {
                     return;
                 };
                 for (index, element) in elements.iter_mut().enumerate() {
-                    self.node(items, element, &path.index(index), depth + 1);
+                    let mark = path.push_index(index);
+                    self.node(items, element, path, depth + 1);
+                    path.pop(mark);
                 }
             }
             _ => {}
