@@ -102,8 +102,10 @@ impl axum::extract::FromRequest<AppState> for JsonBody {
     }
 }
 
-/// Parses JSON, saying where it broke.
+/// Parses JSON, saying where it broke. A leading UTF-8 byte order mark is
+/// skipped, as RFC 8259 lets a parser do (some Windows tools write one).
 pub fn parse_json(raw: &[u8]) -> Result<Value, ApiError> {
+    let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
     serde_json::from_slice(raw).map_err(|e| {
         ApiError::bad_request(
             "malformed-json",
@@ -125,7 +127,15 @@ fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
             "Send Content-Type: application/vnd.api+json or application/json".into(),
         ));
     };
-    let essence = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let text = value.to_str().unwrap_or("").to_ascii_lowercase();
+    let mut parts = text.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_string();
+    // JSON is UTF-8 (RFC 8259); a body declared in another charset is not
+    // read as if it were.
+    let charset = parts.filter_map(|p| p.trim().strip_prefix("charset=")).next().map(|c| c.trim_matches('"'));
+    if let Some(charset) = charset.filter(|c| *c != "utf-8" && *c != "utf8") {
+        return Err(ApiError::UnsupportedMediaType(format!("charset {charset:?}: send the JSON as UTF-8")));
+    }
     if essence == "application/json" || essence == "application/vnd.api+json" || essence.ends_with("+json") {
         Ok(())
     } else {

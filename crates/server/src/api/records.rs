@@ -61,7 +61,15 @@ pub async fn list_page(
 fn parse_query(raw: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let mut params = BTreeMap::new();
     for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
-        params.insert(key.into_owned(), value.into_owned());
+        // `$top=1&$top=2` has no one meaning: refused rather than guessed.
+        if let Some(first) = params.insert(key.to_string(), value.into_owned()) {
+            if key.starts_with('$') {
+                return Err(ApiError::bad_request(
+                    "bad-query",
+                    format!("{key} is given twice ({first:?} and {:?}); give it once", params[key.as_ref()]),
+                ));
+            }
+        }
     }
     Ok(params)
 }

@@ -73,6 +73,34 @@ async fn a_body_that_is_not_json_is_a_415() {
 }
 
 #[tokio::test]
+async fn json_is_utf_8_with_or_without_a_byte_order_mark() {
+    let (world, id) = world_with_leonie().await;
+    let url = format!("{}{}", world.hub.base, world.path("people"));
+    let post = |content_type: &str, body: Vec<u8>| {
+        let client = &world.hub.client;
+        client.post(&url).basic_auth(&world.app.api_id, Some(&world.app.api_key)).header("content-type", content_type).body(body)
+    };
+    let latin1 = b"{\"people\": {\"first_name\": \"J\xfcrgen\"}}".to_vec();
+    let (status, body) = send_json(post("application/json; charset=iso-8859-1", latin1)).await;
+    assert_error(status, &body, 415, "unsupported-media-type");
+    assert_untouched(&world, &id).await;
+
+    let mut with_bom = b"\xEF\xBB\xBF".to_vec();
+    with_bom.extend_from_slice("{\"people\": {\"first_name\": \"Jürgen\"}}".as_bytes());
+    let (status, body) = send_json(post("application/json; charset=UTF-8", with_bom)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["people"]["first_name"], "Jürgen");
+}
+
+#[tokio::test]
+async fn a_query_option_given_twice_is_a_400() {
+    let (world, _) = world_with_leonie().await;
+    let (status, body) = send_json(world.req(Method::GET, "people?$top=1&$top=2")).await;
+    let error = assert_error(status, &body, 400, "bad-query");
+    assert!(error["detail"].as_str().unwrap().contains("$top is given twice"), "{body}");
+}
+
+#[tokio::test]
 async fn a_body_over_the_configured_limit_is_a_413() {
     let world = World::on(TestApp::spawn_with(|c| c.body_limit_bytes = 2048).await).await;
     let person = world.create("people", json!({ "first_name": "Leonie" })).await;
