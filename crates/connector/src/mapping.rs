@@ -25,6 +25,7 @@ pub struct Mapping {
 
 /// One app entity and the hub records it becomes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EntityMapping {
     /// The app's name of the entity (a table, an API resource).
     pub name: String,
@@ -56,6 +57,7 @@ fn yes() -> bool {
 
 /// Fields and references of a record or of its lines.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FieldSet {
     #[serde(default)]
     pub fields: Vec<Field>,
@@ -66,6 +68,7 @@ pub struct FieldSet {
 /// One field: an app path, a hub path, a conversion; or a constant sent to
 /// the hub; or (with `each`) an array of lines mapped field by field.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Field {
     #[serde(default)]
     pub app: Option<String>,
@@ -81,6 +84,7 @@ pub struct Field {
 
 /// A reference: the app field holds the app id of a record of `entity`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Reference {
     pub app: String,
     pub hub: String,

@@ -77,6 +77,7 @@ impl OrgSettings {
 /// Timing and sizing of the sync loops.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
+#[serde(deny_unknown_fields)]
 pub struct SyncOptions {
     /// Records per page read from the app, and per batch sent to the hub.
     pub page_size: usize,

@@ -35,7 +35,7 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("invalid record")]
+    #[error("invalid: {}", list_fields(.0))]
     Invalid(Vec<FieldError>),
     #[error("This Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
@@ -47,6 +47,11 @@ pub enum ApiError {
     Status { status: StatusCode, detail: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// Field errors on one line, for logs and the CLI (`name: must not be empty; ...`).
+fn list_fields(errors: &[FieldError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 impl ApiError {

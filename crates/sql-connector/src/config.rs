@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 
 /// The hub and the connector's app registration on it.
 #[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HubConfig {
     pub url: String,
     pub api_id: String,
@@ -38,6 +39,7 @@ pub struct OrgConfig {
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     pub hub: HubConfig,
     /// Address of the webhook receiver and status endpoint.
@@ -63,9 +65,22 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         let mut config: Config =
             toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        check_sync(&config.sync).map_err(|why| Error::Config(format!("{}: {why}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.state = base.join(&config.state);
         config.mapping = base.join(&config.mapping);
         Ok(config)
     }
+}
+
+/// Settings that would make the connector spin or stall.
+fn check_sync(sync: &sharehub_connector::SyncOptions) -> std::result::Result<(), String> {
+    const FLOOR: std::time::Duration = std::time::Duration::from_millis(10);
+    if sync.poll_interval < FLOOR || sync.feed_interval < FLOOR {
+        return Err("[sync] poll_interval and feed_interval must be at least 10 (milliseconds)".into());
+    }
+    if sync.page_size == 0 || sync.pull_concurrency == 0 || sync.hub_attempts == 0 {
+        return Err("[sync] page_size, pull_concurrency and hub_attempts must be at least 1".into());
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 
 /// One table that holds an app entity.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TableSpec {
     /// The app entity (the name used in `[[entities]]`).
     pub entity: String,
@@ -29,6 +30,7 @@ pub struct TableSpec {
 
 /// Child rows of a table, shown as an array field of the parent record.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChildSpec {
     /// The parent's field holding the array (`lines`).
     pub field: String,
@@ -40,6 +42,7 @@ pub struct ChildSpec {
 
 /// `UPDATE table SET column = value` marks a record inactive.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InactiveSpec {
     pub column: String,
     pub value: toml::Value,

@@ -32,3 +32,28 @@ fn a_table_name_that_is_not_an_identifier_is_refused() {
     let broken = text.replacen(r#"table = "tracks""#, r#"table = "tracks; DROP TABLE x""#, 1);
     assert!(MappingFile::parse(&broken).is_err());
 }
+
+#[test]
+fn a_misspelt_setting_or_a_zero_poll_interval_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(here("connector.example.toml")).unwrap();
+    let load = |text: &str| {
+        let path = dir.path().join("connector.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path).err().map(|e| e.to_string())
+    };
+    assert_eq!(load(&example), None, "the example itself loads");
+
+    let misspelt = example.replacen("poll_interval", "poll_intervall", 1);
+    let error = load(&misspelt).expect("a misspelt key is refused");
+    assert!(error.contains("poll_intervall"), "{error}");
+    let zero = example.replacen("poll_interval = ", "poll_interval = 0 #", 1);
+    let error = load(&zero).expect("a zero poll interval is refused");
+    assert!(error.contains("poll_interval"), "{error}");
+
+    let mapping = std::fs::read_to_string(here("mappings/chinook.toml")).unwrap();
+    let misspelt = mapping.replacen("convert = ", "convrt = ", 1);
+    assert!(mapping.contains("convert = "), "the mapping has a conversion to misspell");
+    let error = MappingFile::parse(&misspelt).err().expect("a misspelt mapping key is refused").to_string();
+    assert!(error.contains("convrt"), "{error}");
+}

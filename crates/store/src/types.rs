@@ -17,6 +17,7 @@ pub struct Org {
 
 /// What an app may do with one shared entity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EntityAccess {
     pub entity: String,
     #[serde(default)]
@@ -77,6 +78,7 @@ impl App {
 
 /// A new app, as an administrator registers it.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewApp {
     pub name: String,
     pub provider: String,
@@ -86,8 +88,10 @@ pub struct NewApp {
     pub entities: Vec<EntityAccess>,
 }
 
-/// Changes to an app; fields left out stay as they are.
+/// Changes to an app; fields left out stay as they are. A field it does not
+/// have (`provider`, which never changes, or a misspelling) is refused.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AppUpdate {
     pub name: Option<String>,
     /// `Some(None)` clears the URL.

@@ -83,10 +83,16 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError 
         })
         .collect();
     let message = e.inner().to_string();
-    // serde names a missing field only in its message: point at the field.
+    // serde names a missing or unknown field only in its message: point at it.
     if let Some(field) = message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
         path.push(field.to_string());
         return FieldError::new(path.join("/"), "is required");
+    }
+    if let Some((field, _)) = message.strip_prefix("unknown field `").and_then(|m| m.split_once('`')) {
+        if path.last().map(String::as_str) != Some(field) {
+            path.push(field.to_string());
+        }
+        return FieldError::new(path.join("/"), format!("is not a field here ({message})"));
     }
     FieldError::new(path.join("/"), message)
 }
@@ -96,6 +102,7 @@ fn ok(status: StatusCode, body: Value) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewOrg {
     name: String,
 }
@@ -156,6 +163,7 @@ async fn rotate_secret(_: Admin, State(s): State<AppState>, Path(app): Path<Stri
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewGroup {
     app_id: String,
     org_id: String,

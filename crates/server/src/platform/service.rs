@@ -37,6 +37,9 @@ pub async fn register_app(store: &dyn Store, app: NewApp) -> Result<(App, AppSec
 
 pub async fn update_app(store: &dyn Store, app_id: &str, update: AppUpdate) -> Result<App, ApiError> {
     let mut errors = Vec::new();
+    if update.name.as_deref().is_some_and(|name| name.trim().is_empty()) {
+        errors.push(FieldError::new("name", "must not be empty"));
+    }
     if let Some(Some(url)) = &update.notification_url {
         errors.extend(check_url(Some(url)));
     }

@@ -190,6 +190,12 @@ async fn the_platform_api_names_its_credentials_and_the_fields_it_refuses() {
     let path = format!("/platform/v1/apps/{}", app.api_id);
     let (status, body) = send_json(hub.admin(Method::PATCH, &path).json(&json!({ "entities": "all" }))).await;
     assert_invalid_at(status, &body, "entities");
+    let (status, body) = send_json(hub.admin(Method::PATCH, &path).json(&json!({ "provider": "other" }))).await;
+    assert_invalid_at(status, &body, "provider");
+    let (status, body) = send_json(hub.admin(Method::PATCH, &path).json(&json!({ "name": " " }))).await;
+    assert_invalid_at(status, &body, "name");
+    let (_, unchanged) = send_json(hub.admin(Method::GET, &path)).await;
+    assert_eq!(unchanged["app"]["name"], "taken", "{unchanged}");
     let again = json!({ "name": "Again", "provider": "taken", "entities": [] });
     let (status, body) = send_json(hub.admin(Method::POST, "/platform/v1/apps").json(&again)).await;
     assert_error(status, &body, 409, "conflict");
