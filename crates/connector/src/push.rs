@@ -157,6 +157,15 @@ impl Connector {
         let key = uuid::Uuid::new_v4().to_string();
         let results = self.inner.hub.batch(ops, &key).await?;
         tracing::debug!(group, ops = chunk.len(), "batch pushed to the hub");
+        // Refused credentials are no fault of the records: the step fails
+        // once, the org pauses after repeated failures, and nothing is
+        // recorded per record (a wrong group_id would mark every row).
+        if let Some(denied) = results.iter().find(|r| r.status == 401) {
+            return Err(Error::HubRefused {
+                status: 401,
+                detail: format!("the hub refused this connector for group {group}: check [hub] api_id and api_key and the org's group_id ({})", denied.body),
+            });
+        }
         for (pending, result) in chunk.iter().zip(results) {
             if !(200..300).contains(&result.status) {
                 let error = Error::HubRefused { status: result.status, detail: result.body.to_string() };

@@ -2,6 +2,10 @@
 //! their cursor (for rows committed late), but only while such rows can still
 //! commit: once `overlap` has passed since a bulk change, a poll lists
 //! nothing, and the next change is still shared at the next poll.
+//!
+//! Also what a poll does when the hub refuses the connector's group: the
+//! step fails once, with a message naming the settings to check, and no
+//! record is blamed.
 
 mod support;
 
@@ -124,4 +128,26 @@ async fn build(
         api_key: config.hub.api_key.clone(),
     })
     .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_the_hub_refuses_fails_the_step_once_not_every_record() {
+    let hub = TestHub::spawn().await;
+    let org = hub.create_org("Chinook").await;
+    let store = hub.create_app("store").await;
+    hub.install(&store, &org).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = chinook_db(&dir.path().join("chinook.db"), 5, 20, 3).await;
+    // A group of no app: every op of the import is a 401.
+    let wrong = "cld-notours";
+    let config = connector_config(&hub, &store, dir.path(), wrong, &dir.path().join("chinook.db"));
+    let connector = build(&config, &db, &Arc::new(Mutex::new(HashMap::new()))).await;
+
+    let step = connector.sync_once(wrong, true).await;
+    let error = step.expect_err("the step fails").to_string();
+    assert!(error.contains("401") && error.contains("group_id"), "{error}");
+    let status = connector.state().status(wrong).await.unwrap();
+    assert_eq!(status.failing_records, 0, "no record is blamed: {status:?}");
+    assert!(status.last_error.as_deref().is_some_and(|e| e.contains("401")), "{status:?}");
+    assert!(hub.list(&store, &hub.install(&store, &org).await, "people").await.is_empty());
 }
