@@ -46,13 +46,24 @@ pub enum Db {
 }
 
 impl Db {
-    /// Opens `sqlite://...` or `postgres://...`.
+    /// Opens `sqlite://...` or `postgres://...`. A failure names the
+    /// database (without credentials) and its real cause.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::open(url).await.map_err(|e| match e {
+            Error::Database(cause) => Error::Config(format!("database {}: {cause}", without_credentials(url))),
+            other => other,
+        })
+    }
+
+    async fn open(url: &str) -> Result<Self> {
         if url.starts_with("sqlite:") {
             let options: SqliteConnectOptions = url.parse()?;
             let options = options.busy_timeout(std::time::Duration::from_secs(10));
             Ok(Db::Sqlite(SqlitePoolOptions::new().max_connections(4).connect_with(options).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            // One connection first: the pool would retry until its timeout
+            // (30 s) and then say only that it timed out.
+            sqlx::Connection::close(<sqlx::PgConnection as sqlx::Connection>::connect(url).await?).await?;
             Ok(Db::Postgres(PgPoolOptions::new().max_connections(POSTGRES_CONNECTIONS).connect(url).await?))
         } else {
             Err(Error::Config(format!("database URL {url:?}: expected sqlite:// or postgres://")))
@@ -211,4 +222,12 @@ fn pg_row(json: &str) -> Result<Map<String, Value>> {
 /// A quoted SQL identifier. Names come from the mapping file, checked at load.
 pub fn quote(name: &str) -> String {
     format!("\"{name}\"")
+}
+
+/// A database URL without the user and password before its `@`.
+fn without_credentials(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
+        _ => url.to_string(),
+    }
 }

@@ -57,3 +57,20 @@ fn a_misspelt_setting_or_a_zero_poll_interval_is_refused() {
     let error = MappingFile::parse(&misspelt).err().expect("a misspelt mapping key is refused").to_string();
     assert!(error.contains("convrt"), "{error}");
 }
+
+#[tokio::test]
+async fn an_unreachable_database_is_named_with_its_cause_at_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let url = format!("postgres://someone:secret@127.0.0.1:{port}/crm");
+    let error = sharehub_sql_connector::db::Db::connect(&url).await.err().expect("nothing listens there").to_string();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "answered after {:?}", started.elapsed());
+    assert!(error.contains(&format!("127.0.0.1:{port}/crm")), "names the database: {error}");
+    assert!(!error.contains("secret"), "without the password: {error}");
+    assert!(!error.contains("timed out"), "the cause, not the pool's timeout: {error}");
+
+    let missing = Path::new("/nonexistent-folder/app.db");
+    let error = sharehub_sql_connector::db::Db::connect(&format!("sqlite://{}", missing.display())).await.err();
+    let error = error.expect("no such folder").to_string();
+    assert!(error.contains("/nonexistent-folder/app.db"), "names the file: {error}");
+}
