@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Resume { config, group } => set_paused(&Config::load(&config)?, &group, false).await,
         Command::ChinookDb { out } => {
             chinook::build(&out).await?;
-            println!("{}", serde_json::json!({ "database": out.display().to_string() }));
+            print_line(&serde_json::json!({ "database": out.display().to_string() }).to_string())?;
             Ok(())
         }
     }
@@ -86,13 +86,23 @@ async fn status(config: &Config) -> anyhow::Result<()> {
             "record_errors": state.record_errors(group).await?,
         }));
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    print_line(&serde_json::to_string_pretty(&out)?)?;
     Ok(())
 }
 
 async fn set_paused(config: &Config, group: &str, paused: bool) -> anyhow::Result<()> {
     anyhow::ensure!(config.orgs.iter().any(|o| o.settings.group_id == group), "{group} is not in the configuration");
     State::open(&config.state).await?.set_paused(group, paused).await?;
-    println!("{}", serde_json::json!({ "group_id": group, "paused": paused }));
+    print_line(&serde_json::json!({ "group_id": group, "paused": paused }).to_string())?;
     Ok(())
+}
+
+/// Prints a line of output; a reader that went away (`status | head`) ends
+/// the command quietly, where `println!` would panic.
+fn print_line(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }

@@ -172,11 +172,14 @@ struct NewGroup {
 
 async fn install(_: Admin, State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
     let new: NewGroup = parse(body)?;
+    // Installing again answers the existing group: 200, not 201.
+    let existed = s.store.groups_of_app(&new.app_id).await?.iter().any(|g| g.org_id == new.org_id);
     let group = service::install(s.store.as_ref(), &new.app_id, &new.org_id, new.realm.as_deref()).await;
     s.auth_cache.forget_app(&new.app_id);
     let group = group?;
     s.auth_cache.forget_group(&group.id);
-    Ok(ok(StatusCode::CREATED, json!({ "group": group })))
+    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok(ok(status, json!({ "group": group })))
 }
 
 async fn app_groups(_: Admin, State(s): State<AppState>, Path(app): Path<String>) -> Result<Response, ApiError> {
