@@ -22,6 +22,10 @@ pub struct AppRecord {
     /// Whether the app marks it inactive (deleted, archived): the hub
     /// record of its primary targets is then archived.
     pub inactive: bool,
+    /// Why the adapter could not read all of the record (a column in an
+    /// encoding it cannot decode, say). Such a record is recorded as failing
+    /// and not shared; the records after it are.
+    pub unreadable: Option<String>,
 }
 
 /// Where a listing of changed records resumes: after this updated-at and,

@@ -81,6 +81,11 @@ impl Connector {
         let _guard = self.org(group)?.lock.lock().await;
         let mut pending = Vec::new();
         for record in records {
+            if let Some(why) = &record.unreadable {
+                let error = Error::Mapping(format!("the app's record cannot be read: {why}"));
+                self.fail_push(group, &entity.name, &record.id, &error).await?;
+                continue;
+            }
             for target in entity.targets.iter().filter(|t| t.applies_to(record)) {
                 match self.pending_op(group, entity, target, record).await {
                     Ok(Some(op)) => pending.push(op),

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use sharehub_connector::convert::{format_timestamp, timestamp};
 use sharehub_connector::{AppAdapter, AppRecord, Cursor, Page};
 
-use crate::db::{quote, Db, Param, Tx};
+use crate::db::{quote, Db, Param, Tx, UNREADABLE};
 use crate::error::{Error, Result};
 use crate::mapping_file::{ChildSpec, TableSpec};
 
@@ -86,14 +86,20 @@ impl SqlAdapter {
                 self.db.placeholder(1, Some("TEXT")),
                 quote(&child.key)
             );
-            let lines = tx.fetch(&sql, &[Param::Text(id.clone())]).await?;
+            let mut lines = tx.fetch(&sql, &[Param::Text(id.clone())]).await?;
+            for line in &mut lines {
+                if let Some(why) = line.remove(UNREADABLE) {
+                    row.entry(UNREADABLE).or_insert(Value::String(format!("{} line: {}", child.table, plain(&why))));
+                }
+            }
             row.insert(child.field.clone(), Value::Array(lines.into_iter().map(Value::Object).collect()));
         }
+        let unreadable = row.remove(UNREADABLE).map(|why| format!("{} {id}: {}", spec.table, plain(&why)));
         let inactive = spec.inactive.as_ref().is_some_and(|i| {
             let value = serde_json::to_value(&i.value).unwrap_or_default();
             row.get(&i.column).is_some_and(|v| plain(v) == plain(&value))
         });
-        Ok(AppRecord { id, updated_at, fields: row, inactive })
+        Ok(AppRecord { id, updated_at, fields: row, inactive, unreadable })
     }
 
     async fn get(&self, entity: &str, id: &str) -> Result<Option<AppRecord>> {

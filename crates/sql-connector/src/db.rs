@@ -196,6 +196,10 @@ fn bind_pg<'q>(mut query: PgQuery<'q>, params: &'q [Param]) -> PgQuery<'q> {
     query
 }
 
+/// The key under which a row says why one of its columns could not be read
+/// (no SQL column is named with U+0000, so it meets no real column).
+pub const UNREADABLE: &str = "\0unreadable";
+
 fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<Map<String, Value>> {
     let mut out = Map::new();
     for (i, column) in row.columns().iter().enumerate() {
@@ -205,7 +209,16 @@ fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<Map<String, Value>> {
             _ if raw.is_null() => Value::Null,
             "INTEGER" => Value::from(row.try_get::<i64, _>(i)?),
             "REAL" => Number::from_f64(row.try_get::<f64, _>(i)?).map(Value::Number).unwrap_or(Value::Null),
-            _ => Value::String(row.try_get::<String, _>(i)?),
+            _ => match row.try_get::<String, _>(i) {
+                Ok(text) => Value::String(text),
+                // Text that is not UTF-8 (SQLite stores what it is given): the
+                // row is kept and marked, so that it fails alone rather than
+                // the whole listing.
+                Err(e) => {
+                    out.insert(UNREADABLE.to_string(), Value::String(format!("column {}: {e}", column.name())));
+                    Value::Null
+                }
+            },
         };
         out.insert(column.name().to_string(), value);
     }
