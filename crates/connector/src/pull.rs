@@ -187,7 +187,13 @@ impl Connector {
             return Ok(false);
         }
         let hub_time = record["updated_at"].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok());
-        Ok(hub_time.is_some_and(|t| current.updated_at > t))
+        let app_wins = hub_time.is_some_and(|t| current.updated_at > t);
+        let (entity, id, hub_id) = (&link.app_entity, &link.app_id, &link.hub_id);
+        match app_wins {
+            true => tracing::info!(group, entity, id, hub_id, "conflict: the app's newer change wins over the hub's"),
+            false => tracing::info!(group, entity, id, hub_id, "conflict: the hub's newer change wins over the app's"),
+        }
+        Ok(app_wins)
     }
 
     /// Creates an app record for a hub record the app lacks, and links it.

@@ -148,9 +148,15 @@ impl Connector {
         }
         let hub_time = current["updated_at"].as_str().and_then(|t| t.parse::<Timestamp>().ok());
         let hub_newer = hub_time.is_some_and(|t| t >= record.updated_at);
-        if !(self.org(group)?.settings.hub_preemption || hub_newer) {
+        let preemption = self.org(group)?.settings.hub_preemption;
+        // Both sides changed the record since it was last shared: the winner
+        // replaces the whole mapped record (see README, "Conflicts").
+        let (entity, id, hub_id) = (&link.app_entity, &record.id, &link.hub_id);
+        if !(preemption || hub_newer) {
+            tracing::info!(group, entity, id, hub_id, "conflict: the app's newer change wins over the hub's");
             return Ok(false);
         }
+        tracing::info!(group, entity, id, hub_id, preemption, "conflict: the hub's change wins over the app's");
         self.apply_to_link(group, link, &current).await?;
         Ok(true)
     }
