@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     pub basic: (String, String),
     /// Locks over hub records being applied, by a hash of entity and id.
     record_locks: Vec<Mutex<()>>,
+    /// Organizations whose provider this process has checked with the hub.
+    provider_checked: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Stripes of [`Inner::record_locks`]: enough that concurrent applies
@@ -89,6 +91,7 @@ impl Connector {
             webhook_secret: parts.webhook_secret,
             basic: (parts.api_id, parts.api_key),
             record_locks: (0..RECORD_LOCKS).map(|_| Mutex::new(())).collect(),
+            provider_checked: Default::default(),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -167,9 +170,12 @@ impl Connector {
         if !org.settings.sharing || self.inner.state.status(group).await?.paused {
             return Ok(false);
         }
-        let outcome = match self.inner.state.cursor(group, IMPORT_DONE).await? {
-            None => self.import(group).await,
-            Some(_) => self.poll_and_catch_up(group, with_feed).await,
+        let outcome = match self.check_provider(group).await {
+            Err(e) => Err(e),
+            Ok(()) => match self.inner.state.cursor(group, IMPORT_DONE).await? {
+                None => self.import(group).await,
+                Some(_) => self.poll_and_catch_up(group, with_feed).await,
+            },
         };
         match outcome {
             Ok(()) => {
@@ -181,6 +187,30 @@ impl Connector {
                 Err(e)
             }
         }
+    }
+
+    /// Before the first step of an organization: the hub must know the
+    /// connector's app by the configured provider. With another, every record
+    /// written would carry an id entry the hub does not take as the app's,
+    /// and stay unlinked; so the organization pauses before writing anything.
+    async fn check_provider(&self, group: &str) -> Result<()> {
+        if self.inner.provider_checked.lock().unwrap_or_else(|e| e.into_inner()).contains(group) {
+            return Ok(());
+        }
+        let known = self.inner.hub.provider_in(group).await.map_err(|e| match e {
+            Error::HubRefused { status: 401, detail } => Error::refused_group(group, &detail),
+            other => other,
+        })?;
+        let configured = self.inner.hub.provider();
+        if !known.is_empty() && known != configured {
+            self.inner.state.set_paused(group, true).await?;
+            return Err(Error::Config(format!(
+                "the hub knows this connector's app as provider {known:?}, not {configured:?}: \
+                 fix [hub] provider, restart, then resume {group}"
+            )));
+        }
+        self.inner.provider_checked.lock().unwrap_or_else(|e| e.into_inner()).insert(group.to_string());
+        Ok(())
     }
 
     /// Whether the organization's initial import has finished.

@@ -31,6 +31,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// The hub answered 401 for `group`: wrong credentials or group id.
+    pub fn refused_group(group: &str, detail: &str) -> Self {
+        Error::HubRefused {
+            status: 401,
+            detail: format!(
+                "the hub refused this connector for group {group}: check [hub] api_id and api_key and the org's group_id ({detail})"
+            ),
+        }
+    }
+
     /// Whether trying again later may succeed (outages), as opposed to a
     /// record that will fail the same way every time.
     pub fn is_transient(&self) -> bool {

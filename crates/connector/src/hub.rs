@@ -84,6 +84,13 @@ impl Hub {
             .collect())
     }
 
+    /// The provider the hub knows this connector's app by in `group`
+    /// (empty from a hub that does not say).
+    pub async fn provider_in(&self, group: &str) -> Result<String> {
+        let body = self.send(|| self.request(Method::GET, &format!("/api/v2/{group}"))).await?;
+        Ok(body["provider"].as_str().unwrap_or_default().to_string())
+    }
+
     /// One record by hub id; `None` when the hub has none.
     pub async fn record(&self, group: &str, entity: &str, hub_id: &str) -> Result<Option<Value>> {
         let path = format!("/api/v2/{group}/{entity}/{hub_id}");

@@ -172,10 +172,7 @@ impl Connector {
         // once, the org pauses after repeated failures, and nothing is
         // recorded per record (a wrong group_id would mark every row).
         if let Some(denied) = results.iter().find(|r| r.status == 401) {
-            return Err(Error::HubRefused {
-                status: 401,
-                detail: format!("the hub refused this connector for group {group}: check [hub] api_id and api_key and the org's group_id ({})", denied.body),
-            });
+            return Err(Error::refused_group(group, &denied.body.to_string()));
         }
         for (pending, result) in chunk.iter().zip(results) {
             if !(200..300).contains(&result.status) {

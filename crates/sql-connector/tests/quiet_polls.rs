@@ -151,3 +151,23 @@ async fn a_group_the_hub_refuses_fails_the_step_once_not_every_record() {
     assert!(status.last_error.as_deref().is_some_and(|e| e.contains("401")), "{status:?}");
     assert!(hub.list(&store, &hub.install(&store, &org).await, "people").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_the_hub_does_not_know_the_app_by_pauses_before_writing() {
+    let hub = TestHub::spawn().await;
+    let org = hub.create_org("Chinook").await;
+    let store = hub.create_app("store").await;
+    let group = hub.install(&store, &org).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = chinook_db(&dir.path().join("chinook.db"), 5, 20, 3).await;
+    let mut config = connector_config(&hub, &store, dir.path(), &group, &dir.path().join("chinook.db"));
+    config.hub.provider = "shop".into();
+    let connector = build(&config, &db, &Arc::new(Mutex::new(HashMap::new()))).await;
+
+    let error = connector.sync_once(&group, true).await.expect_err("the step fails").to_string();
+    assert!(error.contains("\"store\"") && error.contains("\"shop\""), "names both providers: {error}");
+    let status = connector.state().status(&group).await.unwrap();
+    assert!(status.paused, "{status:?}");
+    assert!(!connector.sync_once(&group, true).await.unwrap(), "paused: later steps do nothing");
+    assert!(hub.list(&store, &group, "people").await.is_empty(), "nothing was written");
+}

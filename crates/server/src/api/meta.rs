@@ -44,7 +44,10 @@ pub async fn collections(
         let href = format!("{}/api/v2/{}/{}", ctx.base_url, ctx.group.id, def.name);
         links.insert(def.name.to_string(), json!({ "href": href }));
     }
-    let body = json!({ "_links": Value::Object(links), "group_id": ctx.group.id, "channel_id": ctx.group.org_id });
+    // Beyond Connec!: who the hub takes the caller for, so that a client
+    // (a connector) can check its configured provider before writing.
+    let body = json!({ "_links": Value::Object(links), "group_id": ctx.group.id, "channel_id": ctx.group.org_id,
+        "provider": ctx.app.provider, "realm": ctx.group.realm });
     Ok(json_response(StatusCode::OK, body, None))
 }
 
