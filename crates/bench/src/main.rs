@@ -203,7 +203,8 @@ async fn run(scenario: Scenario, args: &Args) -> Result<Vec<Metric>> {
     match scenario {
         Scenario::ImportChinook => {
             let rows = data::chinook(&args.chinook, "bench-import")?;
-            import::compare("import-chinook", &rows, args.chinook_batch, args.import_in_flight, args.chinook_rounds).await
+            import::compare("import-chinook", &rows, args.chinook_batch, args.import_in_flight, args.chinook_rounds)
+                .await
         }
         Scenario::ImportPeople => {
             let rows = data::people("bench-import", 0, args.people);

@@ -292,8 +292,10 @@ mod tests {
         assert_eq!(shape, [("people", 3), ("invoices", 1), ("people", 1)]);
 
         let newest = newest_of_each(runs[0]);
-        let seen: Vec<(String, i64)> =
-            newest.iter().map(|(_, r)| (r["id"][0]["id"].as_str().unwrap().into(), r["version"].as_i64().unwrap())).collect();
+        let seen: Vec<(String, i64)> = newest
+            .iter()
+            .map(|(_, r)| (r["id"][0]["id"].as_str().unwrap().into(), r["version"].as_i64().unwrap()))
+            .collect();
         assert_eq!(seen, [("p2".to_string(), 1), ("p1".to_string(), 2)]);
     }
 }

@@ -31,7 +31,13 @@ fn mapping() -> Mapping {
 
 fn record(id: &str, fields: Value) -> AppRecord {
     let Value::Object(fields) = fields else { panic!("an object") };
-    AppRecord { id: id.into(), updated_at: "2024-01-01T00:00:00Z".parse().unwrap(), fields, inactive: false, unreadable: None }
+    AppRecord {
+        id: id.into(),
+        updated_at: "2024-01-01T00:00:00Z".parse().unwrap(),
+        fields,
+        inactive: false,
+        unreadable: None,
+    }
 }
 
 #[test]

@@ -98,7 +98,9 @@ impl ApiError {
     fn detail(&self) -> String {
         match self {
             ApiError::Unauthorized => "Authenticate with HTTP Basic (api id and api key) on a group of your app".into(),
-            ApiError::AdminUnauthorized => "Authenticate with the admin token: Authorization: Bearer <admin_token>".into(),
+            ApiError::AdminUnauthorized => {
+                "Authenticate with the admin token: Authorization: Bearer <admin_token>".into()
+            }
             ApiError::UnknownResource(name) => format!("{name:?} is not a shared entity"),
             ApiError::Internal(_) => "Something went wrong on our side; it has been logged".into(),
             other => other.to_string(),

@@ -9,9 +9,9 @@ pub mod config;
 pub mod error;
 pub mod extract;
 mod json_errors;
-mod serve;
 pub mod openapi;
 pub mod platform;
+mod serve;
 pub mod state;
 pub mod telemetry;
 

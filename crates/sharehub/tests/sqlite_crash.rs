@@ -113,10 +113,8 @@ async fn a_hub_killed_between_commit_and_delivery_delivers_after_restart() {
     let delivered = |receiver: &Receiver| -> Vec<(String, String)> {
         receiver.arrivals.lock().unwrap().iter().skip(1).flat_map(|(_, body)| names(body)).collect()
     };
-    wait_for("both changes after the restart", &second, || {
-        delivered(&receiver).iter().any(|(id, _)| *id == queued)
-    })
-    .await;
+    wait_for("both changes after the restart", &second, || delivered(&receiver).iter().any(|(id, _)| *id == queued))
+        .await;
 
     let arrivals = receiver.arrivals.lock().unwrap().clone();
     assert_eq!(arrivals[1].0, cut.0, "the cut batch is sent again under its webhook-id");

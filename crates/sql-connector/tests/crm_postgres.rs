@@ -110,8 +110,10 @@ async fn concurrent_records_sharing_a_new_reference_create_it_once() {
         }
     };
     let company = post("organizations", json!({ "name": "Zürich Öl AG" })).await;
-    let person = post("people", json!({ "first_name": "Zoë", "last_name": "Ångström", "organization_id": company })).await;
-    let item = post("items", json!({ "name": "Kabel 🎸", "sale_price": { "net_amount": "4.99", "currency": "EUR" } })).await;
+    let person =
+        post("people", json!({ "first_name": "Zoë", "last_name": "Ångström", "organization_id": company })).await;
+    let item =
+        post("items", json!({ "name": "Kabel 🎸", "sale_price": { "net_amount": "4.99", "currency": "EUR" } })).await;
     for n in 0..24 {
         let line = json!({ "quantity": n + 1, "unit_price": { "net_amount": "4.99" }, "item_id": item });
         post("invoices", json!({ "type": "CUSTOMER", "status": "SUBMITTED", "transaction_date": "2026-12-01T10:00:00Z", "person_id": person, "lines": [line] })).await;

@@ -24,7 +24,12 @@ async fn an_undecodable_row_fails_alone_and_the_others_are_shared() {
 
     // Customer 3's city becomes bytes that are no UTF-8; customer 4 changes too.
     let now = now_text();
-    exec(&db, "UPDATE customers SET city = CAST(x'C328' AS TEXT), updated_at = ?1 WHERE id = 3", &[Param::Text(now.clone())]).await;
+    exec(
+        &db,
+        "UPDATE customers SET city = CAST(x'C328' AS TEXT), updated_at = ?1 WHERE id = 3",
+        &[Param::Text(now.clone())],
+    )
+    .await;
     exec(&db, "UPDATE customers SET city = 'Valparaíso', updated_at = ?1 WHERE id = 4", &[Param::Text(now)]).await;
     assert!(connector.sync_once(&group, false).await.unwrap(), "the poll goes on past the bad row");
 

@@ -17,8 +17,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sharehub_store::{AppUpdate, NewApp};
 use sharehub_model::FieldError;
+use sharehub_store::{AppUpdate, NewApp};
 
 use crate::error::ApiError;
 use crate::extract::{constant_time_eq, JsonBody};

@@ -48,7 +48,8 @@ async fn a_put_whose_body_names_another_record_is_a_409_and_changes_nothing() {
     let (world, id) = world_with_leonie().await;
     let other = world.create("people", json!({ "first_name": "Other" })).await;
     let other_id = other["id"].as_str().unwrap().to_string();
-    let (status, body) = world.put(&format!("people/{id}"), "people", json!({ "id": other_id, "first_name": "X" })).await;
+    let (status, body) =
+        world.put(&format!("people/{id}"), "people", json!({ "id": other_id, "first_name": "X" })).await;
     assert_error(status, &body, 409, "conflict");
     let (status, body) = world.put(&format!("people/{id}"), "people", json!({ "id": id, "last_name": "Same" })).await;
     assert_eq!(status, StatusCode::OK, "its own id is fine: {body}");
@@ -78,7 +79,11 @@ async fn json_is_utf_8_with_or_without_a_byte_order_mark() {
     let url = format!("{}{}", world.hub.base, world.path("people"));
     let post = |content_type: &str, body: Vec<u8>| {
         let client = &world.hub.client;
-        client.post(&url).basic_auth(&world.app.api_id, Some(&world.app.api_key)).header("content-type", content_type).body(body)
+        client
+            .post(&url)
+            .basic_auth(&world.app.api_id, Some(&world.app.api_key))
+            .header("content-type", content_type)
+            .body(body)
     };
     let latin1 = b"{\"people\": {\"first_name\": \"J\xfcrgen\"}}".to_vec();
     let (status, body) = send_json(post("application/json; charset=iso-8859-1", latin1)).await;

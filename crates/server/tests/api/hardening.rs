@@ -148,7 +148,8 @@ async fn installing_again_answers_the_same_group_and_refuses_another_realm() {
     let org = hub.create_org("Acme").await;
     let app = hub.create_app("books", &[("people", "rw")], None).await;
     let install = |realm: Option<&str>| {
-        hub.admin(Method::POST, "/platform/v1/groups").json(&json!({ "app_id": app.api_id, "org_id": org, "realm": realm }))
+        hub.admin(Method::POST, "/platform/v1/groups")
+            .json(&json!({ "app_id": app.api_id, "org_id": org, "realm": realm }))
     };
 
     let (status, first) = send_json(install(Some("acme-books"))).await;
