@@ -54,7 +54,7 @@ fn a_misspelt_setting_or_a_zero_poll_interval_is_refused() {
     let mapping = std::fs::read_to_string(here("mappings/chinook.toml")).unwrap();
     let misspelt = mapping.replacen("convert = ", "convrt = ", 1);
     assert!(mapping.contains("convert = "), "the mapping has a conversion to misspell");
-    let error = MappingFile::parse(&misspelt).err().expect("a misspelt mapping key is refused").to_string();
+    let error = MappingFile::parse(&misspelt).expect_err("a misspelt mapping key is refused").to_string();
     assert!(error.contains("convrt"), "{error}");
 }
 
