@@ -56,29 +56,6 @@ impl AppAdapter for Counting {
     }
 }
 
-/// A hub with the store installed in one organization, and a cut of the
-/// Chinook database for it.
-struct Setup {
-    hub: TestHub,
-    org: String,
-    store: AppCreds,
-    group: String,
-    dir: tempfile::TempDir,
-    db: sharehub_sql_connector::db::Db,
-}
-
-impl Setup {
-    async fn new() -> Self {
-        let hub = TestHub::spawn().await;
-        let org = hub.create_org("Chinook").await;
-        let store = hub.create_app("store").await;
-        let group = hub.install(&store, &org).await;
-        let dir = tempfile::tempdir().unwrap();
-        let db = chinook_db(&dir.path().join("chinook.db"), 5, 20, 3).await;
-        Self { hub, org, store, group, dir, db }
-    }
-}
-
 /// Rows listed per entity since the last call.
 fn take(listed: &Mutex<HashMap<String, usize>>) -> HashMap<String, usize> {
     std::mem::take(&mut *listed.lock().unwrap())
@@ -86,7 +63,7 @@ fn take(listed: &Mutex<HashMap<String, usize>>) -> HashMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polls_stop_re_reading_a_bulk_change_once_it_has_settled() {
-    let Setup { hub, store, group, dir, db, .. } = Setup::new().await;
+    let StoreSetup { hub, store, group, dir, db, .. } = StoreSetup::new().await;
     // A bulk change: every track at one instant, just before the import.
     exec(&db, "UPDATE tracks SET updated_at = ?1", &[Param::Text(now_text())]).await;
 
@@ -150,7 +127,7 @@ async fn build(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_the_hub_refuses_fails_the_step_once_not_every_record() {
-    let Setup { hub, org, store, dir, db, .. } = Setup::new().await;
+    let StoreSetup { hub, org, store, dir, db, .. } = StoreSetup::new().await;
     // A group of no app: every op of the import is a 401.
     let wrong = "cld-notours";
     let config = connector_config(&hub, &store, dir.path(), wrong, &dir.path().join("chinook.db"));
@@ -167,7 +144,7 @@ async fn a_group_the_hub_refuses_fails_the_step_once_not_every_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_the_hub_does_not_know_the_app_by_pauses_before_writing() {
-    let Setup { hub, store, group, dir, db, .. } = Setup::new().await;
+    let StoreSetup { hub, store, group, dir, db, .. } = StoreSetup::new().await;
     let mut config = connector_config(&hub, &store, dir.path(), &group, &dir.path().join("chinook.db"));
     config.hub.provider = "shop".into();
     let connector = build(&config, &db, &Arc::new(Mutex::new(HashMap::new()))).await;

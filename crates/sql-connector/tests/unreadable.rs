@@ -12,12 +12,7 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_row_fails_alone_and_the_others_are_shared() {
-    let hub = TestHub::spawn().await;
-    let org = hub.create_org("Chinook").await;
-    let store = hub.create_app("store").await;
-    let group = hub.install(&store, &org).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = chinook_db(&dir.path().join("chinook.db"), 5, 20, 3).await;
+    let StoreSetup { hub, store, group, dir, db, .. } = StoreSetup::new().await;
     let config = connector_config(&hub, &store, dir.path(), &group, &dir.path().join("chinook.db"));
     let connector = run::build(&config).await.unwrap();
     assert!(connector.sync_once(&group, true).await.unwrap(), "the initial import");

@@ -137,3 +137,26 @@ pub async fn synced_after(running: &run::Running, group: &str, since: &str) {
 pub async fn wait_for_sync(running: &run::Running, group: &str) {
     synced_after(running, group, &now_text()).await;
 }
+
+/// A hub with the store installed in one organization, and a cut of the
+/// Chinook database for it.
+pub struct StoreSetup {
+    pub hub: TestHub,
+    pub org: String,
+    pub store: AppCreds,
+    pub group: String,
+    pub dir: tempfile::TempDir,
+    pub db: sharehub_sql_connector::db::Db,
+}
+
+impl StoreSetup {
+    pub async fn new() -> Self {
+        let hub = TestHub::spawn().await;
+        let org = hub.create_org("Chinook").await;
+        let store = hub.create_app("store").await;
+        let group = hub.install(&store, &org).await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = chinook_db(&dir.path().join("chinook.db"), 5, 20, 3).await;
+        Self { hub, org, store, group, dir, db }
+    }
+}
