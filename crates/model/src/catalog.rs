@@ -143,28 +143,37 @@ pub fn all() -> &'static [EntityDef] {
 /// last key is passed whole, even when it is an external-id array. Null and missing
 /// values are skipped.
 pub fn for_each_reference<'a>(def: &EntityDef, data: &'a Value, mut f: impl FnMut(&Reference, &str, &'a Value)) {
+    // One path buffer for the whole walk: this runs for every record written
+    // and every record shown with id arrays.
+    let mut path = String::new();
     for reference in def.references {
-        let keys: Vec<&str> = reference.path.split('/').collect();
-        visit(data, &keys, String::new(), &mut |path, value| f(reference, path, value));
+        visit(data, reference.path, &mut path, &mut |path, value| f(reference, path, value));
     }
 }
 
-fn visit<'a>(node: &'a Value, keys: &[&str], path: String, f: &mut dyn FnMut(&str, &'a Value)) {
-    let Some((key, rest)) = keys.split_first() else {
+/// Walks `keys` (the rest of a reference path, `/`-separated; empty at its
+/// end) down from `node`; `path` is the concrete path to `node`.
+fn visit<'a>(node: &'a Value, keys: &str, path: &mut String, f: &mut dyn FnMut(&str, &'a Value)) {
+    if keys.is_empty() {
         if !node.is_null() {
-            f(&path, node);
+            f(path, node);
         }
         return;
-    };
+    }
+    let (key, rest) = keys.split_once('/').unwrap_or((keys, ""));
     match node {
         Value::Array(elements) => {
             for (index, element) in elements.iter().enumerate() {
-                visit(element, keys, join(&path, &index.to_string()), f);
+                let mark = push_index(path, index);
+                visit(element, keys, path, f);
+                path.truncate(mark);
             }
         }
         Value::Object(map) => {
-            if let Some(child) = map.get(*key) {
-                visit(child, rest, join(&path, key), f);
+            if let Some(child) = map.get(key) {
+                let mark = push_key(path, key);
+                visit(child, rest, path, f);
+                path.truncate(mark);
             }
         }
         _ => {}
@@ -179,9 +188,9 @@ pub fn for_each_reference_mut(
     mut f: impl FnMut(&Reference, &str, &mut Value) -> Result<(), FieldError>,
 ) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
+    let mut path = String::new();
     for reference in def.references {
-        let keys: Vec<&str> = reference.path.split('/').collect();
-        visit_mut(data, &keys, String::new(), &mut |path, value| {
+        visit_mut(data, reference.path, &mut path, &mut |path, value| {
             if let Err(error) = f(reference, path, value) {
                 errors.push(error);
             }
@@ -194,34 +203,51 @@ pub fn for_each_reference_mut(
     }
 }
 
-fn visit_mut(node: &mut Value, keys: &[&str], path: String, f: &mut dyn FnMut(&str, &mut Value)) {
-    let Some((key, rest)) = keys.split_first() else {
+fn visit_mut(node: &mut Value, keys: &str, path: &mut String, f: &mut dyn FnMut(&str, &mut Value)) {
+    if keys.is_empty() {
         if !node.is_null() {
-            f(&path, node);
+            f(path, node);
         }
         return;
-    };
+    }
+    let (key, rest) = keys.split_once('/').unwrap_or((keys, ""));
     match node {
         Value::Array(elements) => {
             for (index, element) in elements.iter_mut().enumerate() {
-                visit_mut(element, keys, join(&path, &index.to_string()), f);
+                let mark = push_index(path, index);
+                visit_mut(element, keys, path, f);
+                path.truncate(mark);
             }
         }
         Value::Object(map) => {
-            if let Some(child) = map.get_mut(*key) {
-                visit_mut(child, rest, join(&path, key), f);
+            if let Some(child) = map.get_mut(key) {
+                let mark = push_key(path, key);
+                visit_mut(child, rest, path, f);
+                path.truncate(mark);
             }
         }
         _ => {}
     }
 }
 
-fn join(path: &str, segment: &str) -> String {
-    if path.is_empty() {
-        segment.to_owned()
-    } else {
-        format!("{path}/{segment}")
+/// Appends `/key` (or `key` at the root) to `path`; answers the length to cut back to.
+fn push_key(path: &mut String, key: &str) -> usize {
+    let mark = path.len();
+    if !path.is_empty() {
+        path.push('/');
     }
+    path.push_str(key);
+    mark
+}
+
+fn push_index(path: &mut String, index: usize) -> usize {
+    use std::fmt::Write;
+    let mark = path.len();
+    if !path.is_empty() {
+        path.push('/');
+    }
+    let _ = write!(path, "{index}");
+    mark
 }
 
 #[cfg(test)]

@@ -33,6 +33,20 @@ pub fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
     }
 }
 
+/// What [`merge_patch`] makes of `patch` merged into an empty record, done
+/// in place (a create, the commonest write, then copies nothing): members
+/// holding `null` are dropped, at every level of nested objects.
+pub fn drop_null_members(patch: &mut Map<String, Value>) {
+    patch.retain(|_, value| match value {
+        Value::Null => false,
+        Value::Object(inner) => {
+            drop_null_members(inner);
+            true
+        }
+        _ => true,
+    });
+}
+
 fn merge_object_field(target: &mut Map<String, Value>, key: String, patch: Map<String, Value>) {
     match target.get_mut(&key) {
         Some(Value::Object(existing)) => merge_patch(existing, patch),
@@ -105,6 +119,26 @@ mod tests {
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn dropping_null_members_is_merging_into_an_empty_record() {
+        let patch = obj(json!({
+            "name": "Ünïcode 名前 🎵", "gone": null,
+            "address": {"city": "Paris", "zip": null, "geo": {"lat": null, "lng": 2.35}},
+            "lines": [{"item_id": null, "amount": 1.10}, null],
+            "tags": [], "empty": {}
+        }));
+        let mut merged = Map::new();
+        merge_patch(&mut merged, patch.clone());
+        let mut in_place = patch;
+        drop_null_members(&mut in_place);
+
+        assert_eq!(Value::Object(in_place.clone()).to_string(), Value::Object(merged).to_string());
+        assert!(!in_place.contains_key("gone"));
+        assert_eq!(in_place["address"], json!({"city": "Paris", "geo": {"lng": 2.35}}));
+        // Arrays are values: what they hold is kept as sent.
+        assert_eq!(in_place["lines"], json!([{"item_id": null, "amount": 1.10}, null]));
     }
 
     /// The hash as first defined (each key and scalar through `to_string`):

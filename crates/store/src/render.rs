@@ -19,6 +19,27 @@ pub async fn render_records(
     Ok(records.iter().map(|record| render_one(record, viewer, &links)).collect())
 }
 
+/// [`render_records`] for records the caller gives away: their data moves
+/// into the rendered values instead of being copied. Each comes back with
+/// its entity name.
+pub async fn render_owned(
+    store: &dyn Store,
+    org_id: &str,
+    viewer: &Viewer<'_>,
+    records: Vec<StoredRecord>,
+) -> Result<Vec<(String, Value)>, StoreError> {
+    let links = if viewer.external_ids { links_for(store, org_id, &records).await? } else { LinkMap::new() };
+    let render = |mut record: StoredRecord| {
+        let data = std::mem::take(&mut record.data);
+        let value = match catalog::entity(&record.entity) {
+            Some(def) => view::render_data(def, &record.view(), data, viewer, &links),
+            None => Value::Null,
+        };
+        (record.entity, value)
+    };
+    Ok(records.into_iter().map(render).collect())
+}
+
 /// Renders one record with links already loaded.
 pub fn render_one(record: &StoredRecord, viewer: &Viewer<'_>, links: &LinkMap) -> Value {
     match catalog::entity(&record.entity) {

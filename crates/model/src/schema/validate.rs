@@ -80,18 +80,34 @@ pub fn validate(def: &EntityDef, record: &Value) -> Result<(), Vec<FieldError>> 
     if !record.is_object() {
         return Err(vec![FieldError::new("", "expected a JSON object")]);
     }
-    let record = without_null_fields(record);
-    let mut errors: Vec<FieldError> = match VALIDATORS.get(def.name) {
-        Some(validator) => validator.iter_errors(&record).map(|e| field_error(&e)).collect(),
+    let Some(validator) = VALIDATORS.get(def.name) else {
         // An entity outside the catalogue has no schema: any object is fine.
-        None => Vec::new(),
+        return Ok(());
     };
+    // Most records hold no null: they are checked as they are, and only
+    // once (`is_valid` stops at the first problem and builds no error).
+    let stripped;
+    let record = if has_null_field(record) {
+        stripped = without_null_fields(record);
+        &stripped
+    } else {
+        record
+    };
+    if validator.is_valid(record) {
+        return Ok(());
+    }
+    let mut errors: Vec<FieldError> = validator.iter_errors(record).map(|e| field_error(&e)).collect();
     // A stable order, whatever order the validator walks the schema in.
     errors.sort_by(|a, b| a.path.cmp(&b.path));
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
+    Err(errors)
+}
+
+/// Whether an object member anywhere in `value` holds `null`.
+fn has_null_field(value: &Value) -> bool {
+    match value {
+        Value::Object(fields) => fields.values().any(|v| v.is_null() || has_null_field(v)),
+        Value::Array(elements) => elements.iter().any(has_null_field),
+        _ => false,
     }
 }
 

@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{json, Value};
-use sharehub_store::render::render_records;
+use serde_json::{json, Map, Value};
+use sharehub_store::render::{render_owned, render_records};
 use sharehub_store::write::{Target, WriteOp};
 use sharehub_store::App;
 
@@ -19,7 +19,7 @@ use super::context::Ctx;
 use super::idempotency::{self, Replayable};
 use super::records::{self, list_page, load, outcome_status, write_op};
 use crate::error::ApiError;
-use crate::extract::{CallerApp, JsonBody};
+use crate::extract::{parse_json_as, CallerApp, JsonBytes};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -55,21 +55,17 @@ pub async fn batch(
     State(state): State<AppState>,
     CallerApp(app): CallerApp,
     headers: HeaderMap,
-    body: JsonBody,
+    JsonBytes(raw): JsonBytes,
 ) -> Result<Response, ApiError> {
-    let replay = Replayable::from_request(&app.id, "POST", "batch", &headers, &body.raw)?;
+    let replay = Replayable::from_request(&app.id, "POST", "batch", &headers, &raw)?;
     idempotency::run(&state, replay, async {
-        let request: BatchRequest = serde_json::from_value(body.value).map_err(|e| {
-            ApiError::bad_request(
-                "bad-request",
-                format!("Expected {{\"ops\": [{{\"method\", \"url\", \"params\"}}]}}: {e}"),
-            )
-        })?;
+        let request: BatchRequest = parse_json_as(&raw, r#"{"ops": [{"method", "url", "params"}]}"#)?;
         if request.ops.len() > state.config.batch_max_ops {
             return Err(ApiError::PayloadTooLarge(format!("A batch holds at most {} ops", state.config.batch_max_ops)));
         }
         let results = Runner::new(&state, app, &headers).run(request.ops).await?;
-        Ok(records::json_response(StatusCode::OK, json!({ "results": results }), None))
+        let body = Map::from_iter([("results".to_string(), Value::Array(results))]);
+        Ok(records::json_response(StatusCode::OK, Value::Object(body), None))
     })
     .await
 }
@@ -189,31 +185,47 @@ impl<'a> Runner<'a> {
     }
 
     /// Renders written records group by group, one links query per group.
+    /// The records are moved into their answers, not copied: a batch of 500
+    /// invoices is a good part of a megabyte of values.
     async fn render(self) -> Result<Vec<Value>, ApiError> {
         let mut out: Vec<Value> = Vec::with_capacity(self.answers.len());
-        let mut pending: HashMap<usize, Vec<(usize, StatusCode, sharehub_store::StoredRecord)>> = HashMap::new();
+        let mut pending: HashMap<usize, Written> = HashMap::new();
         for (index, answer) in self.answers.into_iter().enumerate() {
             match answer {
-                Some(Answer::Done(status, body)) => out.push(json!({ "status": status.as_u16(), "body": body })),
+                Some(Answer::Done(status, body)) => out.push(op_answer(status, body)),
                 Some(Answer::Written { ctx, status, record }) => {
                     out.push(Value::Null);
-                    pending.entry(ctx).or_default().push((index, status, *record));
+                    let written = pending.entry(ctx).or_default();
+                    written.slots.push((index, status));
+                    written.records.push(*record);
                 }
-                None => out.push(json!({ "status": 500, "body": Value::Null })),
+                None => out.push(op_answer(StatusCode::INTERNAL_SERVER_ERROR, Value::Null)),
             }
         }
         for (ctx, written) in pending {
             let ctx = &self.contexts[ctx];
-            let records: Vec<_> = written.iter().map(|(_, _, r)| r.clone()).collect();
             let rendered =
-                render_records(self.state.store.as_ref(), &ctx.group.org_id, &ctx.viewer(), &records).await?;
-            for ((index, status, record), mut body) in written.into_iter().zip(rendered) {
-                ctx.redact_unreadable(&record.entity, &mut body);
-                out[index] = json!({ "status": status.as_u16(), "body": { record.entity: body } });
+                render_owned(self.state.store.as_ref(), &ctx.group.org_id, &ctx.viewer(), written.records).await?;
+            for ((index, status), (entity, mut body)) in written.slots.into_iter().zip(rendered) {
+                ctx.redact_unreadable(&entity, &mut body);
+                out[index] = op_answer(status, Value::Object(Map::from_iter([(entity, body)])));
             }
         }
         Ok(out)
     }
+}
+
+/// The records written for one group, and where their answers go.
+#[derive(Default)]
+struct Written {
+    slots: Vec<(usize, StatusCode)>,
+    records: Vec<sharehub_store::StoredRecord>,
+}
+
+/// One op's entry in `results`.
+fn op_answer(status: StatusCode, body: Value) -> Value {
+    let fields = [("status".to_string(), Value::from(status.as_u16())), ("body".to_string(), body)];
+    Value::Object(Map::from_iter(fields))
 }
 
 fn error_answer(e: ApiError) -> Answer {

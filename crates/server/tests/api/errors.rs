@@ -245,6 +245,34 @@ async fn a_batch_over_the_configured_limit_is_a_413_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_batch_that_is_not_json_or_not_a_batch_is_a_400_that_says_which() {
+    let world = World::new().await;
+    let batch = |body: &'static str| world.hub.api(&world.app, Method::POST, "/batch").body(body);
+
+    let (status, body) = send_json(batch(r#"{"ops": [{"method": "post",}]}"#)).await;
+    let error = assert_error(status, &body, 400, "malformed-json");
+    assert!(error["detail"].as_str().unwrap().contains("line 1, column"), "{body}");
+    // A wrong type met before the broken syntax: still the syntax is what is said.
+    let (status, body) = send_json(batch(r#"{"ops": 5, "#)).await;
+    assert_error(status, &body, 400, "malformed-json");
+
+    let (status, body) = send_json(batch(r#"{"ops": 5}"#)).await;
+    let error = assert_error(status, &body, 400, "bad-request");
+    assert!(error["detail"].as_str().unwrap().contains(r#"Expected {"ops": [{"method", "url", "params"}]}"#), "{body}");
+    assert!(world.list_all("people").await.is_empty());
+
+    // Well-formed, behind a byte order mark: read as JSON.
+    let text = format!(
+        "\u{feff}{}",
+        json!({ "ops": [{ "method": "post", "url": world.path("people"), "params": { "people": { "first_name": "Zoë" } } }] })
+    );
+    let (status, body) = send_json(world.hub.api(&world.app, Method::POST, "/batch").body(text)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["status"], 201, "{body}");
+    assert_eq!(body["results"][0]["body"]["people"]["first_name"], "Zoë");
+}
+
+#[tokio::test]
 async fn a_body_without_a_content_type_is_a_415() {
     let world = World::new().await;
     let url = format!("{}{}", world.hub.base, world.path("people"));

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::rows::{parse_uuid, record_from_row, RECORD_COLUMNS};
 use super::set_scope;
 use crate::error::Context;
-use crate::write::buffer::{LinkKey, LinkScope, PendingChange, WriteConn};
+use crate::write::buffer::{LinkKey, LinkScope, PendingChange, RecordRow, WriteConn};
 use crate::{StoreError, StoredRecord};
 
 /// A write transaction's connection and the organization it is scoped to.
@@ -117,7 +117,7 @@ impl WriteConn for PgWriteConn<'_> {
         query.fetch_one(&mut *self.conn).await.context("numbering a change")
     }
 
-    async fn write_records(&mut self, org_id: &str, records: &[StoredRecord]) -> Result<(), StoreError> {
+    async fn write_records(&mut self, org_id: &str, records: &[RecordRow]) -> Result<(), StoreError> {
         let query = sqlx::query(
             "INSERT INTO records (org_id, id, entity, data, version, content_hash, created_at, updated_at, archived) \
              SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[], $6::bytea[], $7::int8[], $8::int8[], $9::bool[]) \
@@ -126,12 +126,12 @@ impl WriteConn for PgWriteConn<'_> {
         )
         .bind(org_id)
         .bind(records.iter().map(|r| r.id.to_string()).collect::<Vec<_>>())
-        .bind(records.iter().map(|r| r.entity.clone()).collect::<Vec<_>>())
-        .bind(records.iter().map(|r| r.data.to_string()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.entity.as_str()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.data.as_str()).collect::<Vec<_>>())
         .bind(records.iter().map(|r| r.version).collect::<Vec<_>>())
         .bind(records.iter().map(|r| r.content_hash.to_vec()).collect::<Vec<_>>())
-        .bind(records.iter().map(|r| r.created_at.as_microsecond()).collect::<Vec<_>>())
-        .bind(records.iter().map(|r| r.updated_at.as_microsecond()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.updated_at).collect::<Vec<_>>())
         .bind(records.iter().map(|r| r.archived).collect::<Vec<_>>());
         query.execute(self.scoped(org_id).await?).await.context("writing records")?;
         Ok(())

@@ -20,7 +20,7 @@ use super::notify;
 use super::tx::PgWriteConn;
 use crate::error::Context;
 use crate::write::buffer::BufferedTx;
-use crate::write::{self, WriteOp};
+use crate::write::{self, PreparedOp, WriteOp};
 use crate::{StoreError, WriteError, WriteOutcome};
 
 /// Most ops written in one transaction; bounds the latency a group adds.
@@ -29,7 +29,7 @@ const GROUP_OPS: usize = 2000;
 type JobResult = Result<Vec<Result<WriteOutcome, WriteError>>, StoreError>;
 
 struct Job {
-    ops: Vec<WriteOp>,
+    ops: Vec<PreparedOp>,
     reply: oneshot::Sender<JobResult>,
 }
 
@@ -50,6 +50,7 @@ impl Writer {
 
     /// Runs the ops in a write transaction; answers once it is committed.
     pub(crate) async fn write(&self, ops: Vec<WriteOp>) -> JobResult {
+        let ops = write::prepare_all(ops).await?;
         let (reply, answer) = oneshot::channel();
         if self.queue.send(Job { ops, reply }).await.is_err() {
             return Err(StoreError::Unavailable("the writer has stopped".into()));
@@ -85,7 +86,7 @@ async fn run_group(pool: &PgPool, group: Vec<Job>, commits: &watch::Sender<u64>)
     }
 
     // Kept for the retry: cheap next to the writes, as grouped jobs are small.
-    let ops: Vec<Vec<WriteOp>> = group.iter().map(|job| job.ops.clone()).collect();
+    let ops: Vec<Vec<PreparedOp>> = group.iter().map(|job| job.ops.clone()).collect();
     match write_group(pool, ops, commits).await {
         Ok(results) => {
             for (job, result) in group.into_iter().zip(results) {
@@ -106,7 +107,7 @@ async fn run_group(pool: &PgPool, group: Vec<Job>, commits: &watch::Sender<u64>)
 /// order, so two processes never deadlock), then every op through one buffer.
 async fn write_group(
     pool: &PgPool,
-    jobs: Vec<Vec<WriteOp>>,
+    jobs: Vec<Vec<PreparedOp>>,
     commits: &watch::Sender<u64>,
 ) -> Result<Vec<Vec<Result<WriteOutcome, WriteError>>>, StoreError> {
     let orgs = org_ids(&jobs);
@@ -129,7 +130,7 @@ async fn write_group(
 
 async fn run_jobs(
     conn: &mut PgConnection,
-    jobs: Vec<Vec<WriteOp>>,
+    jobs: Vec<Vec<PreparedOp>>,
 ) -> Result<Vec<Vec<Result<WriteOutcome, WriteError>>>, StoreError> {
     let mut conn = PgWriteConn::new(conn);
     let mut buffer = BufferedTx::new(&mut conn);
@@ -147,8 +148,8 @@ async fn run_jobs(
 }
 
 /// The organizations written by the jobs, sorted, once each.
-fn org_ids(jobs: &[Vec<WriteOp>]) -> Vec<String> {
-    let mut orgs: Vec<String> = jobs.iter().flatten().map(|op| op.org_id.clone()).collect();
+fn org_ids(jobs: &[Vec<PreparedOp>]) -> Vec<String> {
+    let mut orgs: Vec<String> = jobs.iter().flatten().map(|op| op.org_id().to_string()).collect();
     orgs.sort_unstable();
     orgs.dedup();
     orgs
@@ -168,6 +169,6 @@ async fn lock_orgs(conn: &mut PgConnection, orgs: &[String]) -> Result<(), Store
 /// began and whose organization it locked: for tests that hold a write open.
 #[cfg(feature = "test-support")]
 pub async fn apply_on(conn: &mut PgConnection, op: WriteOp) -> Result<Result<WriteOutcome, WriteError>, StoreError> {
-    let mut results = run_jobs(conn, vec![vec![op]]).await?;
+    let mut results = run_jobs(conn, vec![vec![write::prepare(op)]]).await?;
     Ok(results.remove(0).remove(0))
 }

@@ -7,7 +7,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use crate::error::Context;
-use crate::write::buffer::{LinkKey, LinkScope, PendingChange, WriteConn};
+use crate::write::buffer::{LinkKey, LinkScope, PendingChange, RecordRow, WriteConn};
 use crate::{StoreError, StoredRecord};
 
 /// Rows per multi-row statement; well under SQLite's bound-parameter limit.
@@ -68,18 +68,18 @@ impl WriteConn for SqliteConnection {
             .context("numbering a change")
     }
 
-    async fn write_records(&mut self, _org_id: &str, records: &[StoredRecord]) -> Result<(), StoreError> {
+    async fn write_records(&mut self, _org_id: &str, records: &[RecordRow]) -> Result<(), StoreError> {
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO records (org_id, id, entity, data, version, content_hash, created_at, updated_at, archived) ");
             q.push_values(chunk, |mut row, r| {
-                row.push_bind(r.org_id.clone())
+                row.push_bind(r.org_id.as_str())
                     .push_bind(r.id.to_string())
-                    .push_bind(r.entity.clone())
-                    .push_bind(r.data.to_string())
+                    .push_bind(r.entity.as_str())
+                    .push_bind(r.data.as_str())
                     .push_bind(r.version)
-                    .push_bind(r.content_hash.to_vec())
-                    .push_bind(r.created_at.as_microsecond())
-                    .push_bind(r.updated_at.as_microsecond())
+                    .push_bind(&r.content_hash[..])
+                    .push_bind(r.created_at)
+                    .push_bind(r.updated_at)
                     .push_bind(r.archived);
             });
             q.push(

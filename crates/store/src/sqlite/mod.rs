@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::Context;
-use crate::write::{self, WriteOp};
+use crate::write::{self, PreparedOp, WriteOp};
 use crate::*;
 use writer::Writer;
 
@@ -90,7 +90,7 @@ impl SqliteStore {
 /// a database error fails the whole job, which the writer rolls back.
 async fn run_ops(
     conn: &mut sqlx::SqliteConnection,
-    mut ops: Vec<WriteOp>,
+    mut ops: Vec<PreparedOp>,
 ) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
     let mut tx = crate::write::buffer::BufferedTx::new(conn);
     tx.prefetch_links(&mut ops).await?;
@@ -141,6 +141,7 @@ impl Store for SqliteStore {
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
+        let ops = write::prepare_all(ops).await?;
         self.writer.exec_changes(move |conn| Box::pin(run_ops(conn, ops))).await
     }
     async fn get_record(&self, org_id: &str, entity: &str, id: Uuid) -> Result<Option<StoredRecord>, StoreError> {

@@ -15,13 +15,63 @@ use async_trait::async_trait;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{WriteOp, WriteTx};
+use super::{BodyId, PreparedOp, WriteTx};
 use crate::{ChangeKind, StoreError, StoredRecord};
 
 /// Organization, entity, app, realm and external id: the key of a link.
 pub(crate) type LinkKey = (String, String, String, String, String);
 /// Organization, entity, app and realm: all of a link's key but the external id.
 pub(crate) type LinkScope = (String, String, String, String);
+
+/// A record row waiting to be written, its data already JSON text: the
+/// buffer keeps the text it will write, not a second copy of the value.
+pub(crate) struct RecordRow {
+    pub org_id: String,
+    pub entity: String,
+    pub id: Uuid,
+    pub data: String,
+    pub version: i64,
+    pub content_hash: [u8; 32],
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub archived: bool,
+}
+
+impl RecordRow {
+    fn new(record: &StoredRecord) -> Self {
+        Self {
+            org_id: record.org_id.clone(),
+            entity: record.entity.clone(),
+            id: record.id,
+            data: record.data.to_string(),
+            version: record.version,
+            content_hash: record.content_hash,
+            created_at: record.created_at.as_microsecond(),
+            updated_at: record.updated_at.as_microsecond(),
+            archived: record.archived,
+        }
+    }
+
+    /// The record again, for a later op of the same transaction that reads it.
+    fn record(&self) -> Result<StoredRecord, StoreError> {
+        let time = |micros: i64| {
+            jiff::Timestamp::from_microsecond(micros)
+                .map_err(|e| StoreError::Corrupt(format!("bad time {micros} of a buffered record: {e}")))
+        };
+        Ok(StoredRecord {
+            org_id: self.org_id.clone(),
+            entity: self.entity.clone(),
+            id: self.id,
+            data: serde_json::from_str(&self.data)
+                .map_err(|e| StoreError::Corrupt(format!("a buffered record does not read back: {e}")))?,
+            version: self.version,
+            content_hash: self.content_hash,
+            created_at: time(self.created_at)?,
+            updated_at: time(self.updated_at)?,
+            archived: self.archived,
+        })
+    }
+}
 
 /// A change-log row waiting to be written.
 pub(crate) struct PendingChange {
@@ -59,7 +109,7 @@ pub(crate) trait WriteConn: Send {
     /// number its changes (the one writer, or the locked organization row).
     async fn last_seq(&mut self, org_id: &str) -> Result<i64, StoreError>;
     /// Inserts or replaces records, all of `org_id`.
-    async fn write_records(&mut self, org_id: &str, records: &[StoredRecord]) -> Result<(), StoreError>;
+    async fn write_records(&mut self, org_id: &str, records: &[RecordRow]) -> Result<(), StoreError>;
     /// Inserts links (existing ones are kept), all of `org_id`.
     async fn write_links(&mut self, org_id: &str, links: &[(LinkKey, Uuid)]) -> Result<(), StoreError>;
     /// Appends change-log rows, all of `org_id`, and records its last seq.
@@ -69,7 +119,7 @@ pub(crate) trait WriteConn: Send {
 /// A [`WriteTx`] over a backend write connection that buffers its writes.
 pub(crate) struct BufferedTx<'c, C: WriteConn + ?Sized> {
     conn: &'c mut C,
-    records: Vec<StoredRecord>,
+    records: Vec<RecordRow>,
     record_index: HashMap<(String, Uuid), usize>,
     links: HashMap<LinkKey, Uuid>,
     /// Links read ahead of the ops ([`BufferedTx::prefetch_links`]), and
@@ -97,21 +147,31 @@ impl<'c, C: WriteConn + ?Sized> BufferedTx<'c, C> {
     /// Reads in one query per caller every link the ops name with the caller's
     /// own ids (the record's `id` array and its references), instead of one
     /// query per op and per invoice line.
-    pub(crate) async fn prefetch_links(&mut self, ops: &mut [WriteOp]) -> Result<(), StoreError> {
-        // Keyed like the primary key of id_links, so each query is an index seek.
-        let mut wanted: HashMap<LinkScope, HashSet<String>> = HashMap::new();
-        for op in ops.iter_mut() {
+    pub(crate) async fn prefetch_links(&mut self, ops: &mut [PreparedOp]) -> Result<(), StoreError> {
+        // Keyed like the primary key of id_links, so each query is an index
+        // seek: by caller (organization, app, realm; one in nearly every
+        // call), then by entity.
+        let mut wanted: Vec<(LinkScope, HashMap<&'static str, HashSet<String>>)> = Vec::new();
+        for prepared in ops.iter_mut() {
+            let op = &mut prepared.op;
+            let by_entity = match wanted.iter().position(|((org, _, app, realm), _)| {
+                *org == op.org_id && *app == op.caller.app_id && *realm == op.caller.realm
+            }) {
+                Some(i) => &mut wanted[i].1,
+                None => {
+                    let caller = (op.org_id.clone(), String::new(), op.caller.app_id.clone(), op.caller.realm.clone());
+                    wanted.push((caller, HashMap::new()));
+                    &mut wanted.last_mut().expect("just pushed").1
+                }
+            };
+            if let Ok(BodyId::External(ext)) = &prepared.checked {
+                by_entity.entry(op.entity.name).or_default().insert(ext.clone());
+            }
             // The reference walker reads a Value: lend it the body, then give it back.
             let body = Value::Object(std::mem::take(&mut op.body));
-            let scope = |entity: &str| {
-                (op.org_id.clone(), entity.to_string(), op.caller.app_id.clone(), op.caller.realm.clone())
-            };
-            if let Some(Value::Array(entries)) = body.get("id") {
-                wanted.entry(scope(op.entity.name)).or_default().extend(own_ids(entries, &op.caller.provider));
-            }
             sharehub_model::catalog::for_each_reference(op.entity, &body, |reference, _, value| {
                 if let Value::Array(entries) = value {
-                    wanted.entry(scope(reference.target)).or_default().extend(own_ids(entries, &op.caller.provider));
+                    by_entity.entry(reference.target).or_default().extend(own_ids(entries, &op.caller.provider));
                 }
             });
             if let Value::Object(map) = body {
@@ -119,10 +179,13 @@ impl<'c, C: WriteConn + ?Sized> BufferedTx<'c, C> {
             }
         }
 
-        for (scope, names) in wanted {
-            let names: Vec<String> = names.into_iter().filter(|n| !self.is_known(&scope, n)).collect();
-            if !names.is_empty() {
-                self.load_links(&scope, &names).await?;
+        for ((org, _, app, realm), by_entity) in wanted {
+            for (entity, names) in by_entity {
+                let scope = (org.clone(), entity.to_string(), app.clone(), realm.clone());
+                let names: Vec<String> = names.into_iter().filter(|n| !self.is_known(&scope, n)).collect();
+                if !names.is_empty() {
+                    self.load_links(&scope, &names).await?;
+                }
             }
         }
         Ok(())
@@ -169,10 +232,10 @@ impl<'c, C: WriteConn + ?Sized> BufferedTx<'c, C> {
     fn buffer_record(&mut self, record: &StoredRecord) {
         let key = (record.org_id.clone(), record.id);
         match self.record_index.get(&key) {
-            Some(i) => self.records[*i] = record.clone(),
+            Some(i) => self.records[*i] = RecordRow::new(record),
             None => {
                 self.record_index.insert(key, self.records.len());
-                self.records.push(record.clone());
+                self.records.push(RecordRow::new(record));
             }
         }
     }
@@ -209,7 +272,7 @@ fn link_key(scope: &LinkScope, external_id: &str) -> LinkKey {
 impl<C: WriteConn + ?Sized> WriteTx for BufferedTx<'_, C> {
     async fn load(&mut self, org_id: &str, id: Uuid) -> Result<Option<StoredRecord>, StoreError> {
         if let Some(i) = self.record_index.get(&(org_id.to_string(), id)) {
-            return Ok(Some(self.records[*i].clone()));
+            return self.records[*i].record().map(Some);
         }
         self.conn.load(org_id, id).await
     }

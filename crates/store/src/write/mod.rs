@@ -16,7 +16,8 @@ use crate::{ChangeKind, StoreError, StoredRecord, WriteError};
 pub(crate) mod buffer;
 mod naming;
 
-use naming::{find_target, invalid, read_body_id, resolve_references, take_matching_fields, BodyId};
+pub(crate) use naming::BodyId;
+use naming::{find_target, invalid, read_body_id, resolve_references, take_matching_fields};
 
 /// The app asking for a write, as seen in the organization it writes to.
 #[derive(Debug, Clone)]
@@ -119,22 +120,89 @@ pub trait WriteTx: Send {
 
 type OpResult = Result<Result<WriteOutcome, WriteError>, StoreError>;
 
+/// A write op after the checks that need no database, done before it
+/// reaches the write transaction (whose one connection is the bottleneck of
+/// a busy hub): the `id` it names is read, the meta fields are gone from its
+/// body and the rest is normalised. An op that failed them is kept with its
+/// error, answered in its place.
+#[derive(Debug, Clone)]
+pub struct PreparedOp {
+    pub(crate) op: WriteOp,
+    pub(crate) checked: Result<BodyId, WriteError>,
+}
+
+impl PreparedOp {
+    pub fn org_id(&self) -> &str {
+        &self.op.org_id
+    }
+}
+
+/// Runs the checks of `op` that need no database (see [`PreparedOp`]).
+pub fn prepare(mut op: WriteOp) -> PreparedOp {
+    let checked = check_body(&mut op);
+    PreparedOp { op, checked }
+}
+
+fn check_body(op: &mut WriteOp) -> Result<BodyId, WriteError> {
+    let body_id = read_body_id(&op.body, &op.caller)?;
+    let matching = take_matching_fields(&mut op.body, &mut op.matching_fields);
+    merge::strip_meta(&mut op.body);
+    matching?;
+
+    let mut patch = Value::Object(std::mem::take(&mut op.body));
+    let normalized = schema::normalize(op.entity, &mut patch).map_err(WriteError::Invalid);
+    if let Value::Object(patch) = patch {
+        op.body = patch;
+    }
+    normalized.map(|()| body_id)
+}
+
+/// Calls of at least this many ops are prepared on several threads.
+const PARALLEL_FROM: usize = 64;
+
+/// Prepares the ops of one call (see [`PreparedOp`]). A big call is split
+/// across the machine's cores: the write transaction waits for it (with one
+/// call in flight, nothing else runs meanwhile), and normalising 500 records
+/// is milliseconds of work for one core. Fails only if the runtime is
+/// shutting down.
+pub async fn prepare_all(ops: Vec<WriteOp>) -> Result<Vec<PreparedOp>, StoreError> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    if cores < 2 || ops.len() < PARALLEL_FROM {
+        return Ok(ops.into_iter().map(prepare).collect());
+    }
+
+    let size = ops.len().div_ceil(cores);
+    let mut ops = ops.into_iter();
+    let mine: Vec<WriteOp> = ops.by_ref().take(size).collect();
+    let mut others = Vec::new();
+    loop {
+        let chunk: Vec<WriteOp> = ops.by_ref().take(size).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        others.push(tokio::task::spawn_blocking(move || chunk.into_iter().map(prepare).collect::<Vec<_>>()));
+    }
+
+    let mut prepared: Vec<PreparedOp> = mine.into_iter().map(prepare).collect();
+    for chunk in others {
+        match chunk.await {
+            Ok(chunk) => prepared.extend(chunk),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => return Err(StoreError::Unavailable("the hub is shutting down".into())),
+        }
+    }
+    Ok(prepared)
+}
+
 /// Runs one write.
-pub async fn apply<T: WriteTx + ?Sized>(tx: &mut T, mut op: WriteOp, now: jiff::Timestamp) -> OpResult {
-    let body_id = match read_body_id(&op.body, &op.caller) {
+pub async fn apply<T: WriteTx + ?Sized>(tx: &mut T, prepared: PreparedOp, now: jiff::Timestamp) -> OpResult {
+    let PreparedOp { mut op, checked } = prepared;
+    let body_id = match checked {
         Ok(id) => id,
         Err(e) => return Ok(Err(e)),
     };
-    let matching = take_matching_fields(&mut op.body, &mut op.matching_fields);
-    merge::strip_meta(&mut op.body);
-    if let Err(e) = matching {
-        return Ok(Err(e));
-    }
 
     let mut patch = Value::Object(std::mem::take(&mut op.body));
-    if let Err(errors) = schema::normalize(op.entity, &mut patch) {
-        return Ok(Err(WriteError::Invalid(errors)));
-    }
     if let Err(e) = resolve_references(tx, &op, &mut patch).await? {
         return Ok(Err(e));
     }
@@ -165,8 +233,8 @@ async fn create<T: WriteTx + ?Sized>(
     external_id: Option<String>,
     now: jiff::Timestamp,
 ) -> OpResult {
-    let mut data = Map::new();
-    merge::merge_patch(&mut data, patch);
+    let mut data = patch;
+    merge::drop_null_members(&mut data);
     let mut data = Value::Object(data);
     if let Err(errors) = totals::fill_amounts(op.entity, &mut data) {
         return Ok(Err(WriteError::Invalid(errors)));

@@ -11,7 +11,8 @@ use crate::{StoreError, StoredRecord, WriteError};
 use sharehub_model::{catalog, FieldError};
 
 /// How the client named the record in the body's `id`.
-pub(super) enum BodyId {
+#[derive(Debug, Clone)]
+pub(crate) enum BodyId {
     Absent,
     Hub(Uuid),
     External(String),
