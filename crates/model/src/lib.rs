@@ -7,7 +7,8 @@
 //! * [`filter`]: the OData `$filter` / `$orderby` language: parser and evaluator;
 //! * [`merge`]: how a partial write merges into a record and when it changes nothing;
 //! * [`view`]: how one record is shown to one app (ids and references in its own view);
-//! * [`ids`]: the shapes of organization, app, group and record identifiers.
+//! * [`ids`]: the shapes of organization, app, group and record identifiers;
+//! * [`parallel`]: the CPU work of one big call split over the cores.
 #![forbid(unsafe_code)]
 
 pub mod catalog;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod filter;
 pub mod ids;
 pub mod merge;
+pub mod parallel;
 pub mod schema;
 pub mod totals;
 pub mod view;

@@ -64,8 +64,7 @@ pub async fn batch(
             return Err(ApiError::PayloadTooLarge(format!("A batch holds at most {} ops", state.config.batch_max_ops)));
         }
         let results = Runner::new(&state, app, &headers).run(request.ops).await?;
-        let body = Map::from_iter([("results".to_string(), Value::Array(results))]);
-        Ok(records::json_response(StatusCode::OK, Value::Object(body), None))
+        results_response(results)
     })
     .await
 }
@@ -226,6 +225,26 @@ struct Written {
 fn op_answer(status: StatusCode, body: Value) -> Value {
     let fields = [("status".to_string(), Value::from(status.as_u16())), ("body".to_string(), body)];
     Value::Object(Map::from_iter(fields))
+}
+
+/// `{"results": [...]}`, each op's answer serialized alone, split over the
+/// cores: the answer to a batch of invoices is megabytes of JSON.
+fn results_response(results: Vec<Value>) -> Result<Response, ApiError> {
+    let parts = sharehub_model::parallel::map_split(results, |answer| serde_json::to_vec(&answer));
+    let parts = parts
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("serializing a batch answer: {e}")))?;
+    let mut body = Vec::with_capacity(parts.iter().map(|part| part.len() + 1).sum::<usize>() + 16);
+    body.extend_from_slice(br#"{"results":["#);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(part);
+    }
+    body.extend_from_slice(b"]}");
+    Ok(records::json_bytes_response(StatusCode::OK, body))
 }
 
 fn error_answer(e: ApiError) -> Answer {

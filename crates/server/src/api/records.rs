@@ -169,6 +169,13 @@ pub fn json_response(status: StatusCode, body: Value, version: Option<i64>) -> R
     response
 }
 
+/// A JSON answer already serialized.
+pub fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.api+json"));
+    response
+}
+
 /// `POST /api/v2/{group}/{entity}`: create, upsert by external id, or smart merge.
 pub async fn create(
     State(state): State<AppState>,

@@ -50,7 +50,7 @@ impl Writer {
 
     /// Runs the ops in a write transaction; answers once it is committed.
     pub(crate) async fn write(&self, ops: Vec<WriteOp>) -> JobResult {
-        let ops = write::prepare_all(ops).await?;
+        let ops = write::prepare_all(ops);
         let (reply, answer) = oneshot::channel();
         if self.queue.send(Job { ops, reply }).await.is_err() {
             return Err(StoreError::Unavailable("the writer has stopped".into()));

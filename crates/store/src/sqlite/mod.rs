@@ -141,7 +141,7 @@ impl Store for SqliteStore {
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteOutcome, WriteError>>, StoreError> {
-        let ops = write::prepare_all(ops).await?;
+        let ops = write::prepare_all(ops);
         self.writer.exec_changes(move |conn| Box::pin(run_ops(conn, ops))).await
     }
     async fn get_record(&self, org_id: &str, entity: &str, id: Uuid) -> Result<Option<StoredRecord>, StoreError> {

@@ -157,41 +157,11 @@ fn check_body(op: &mut WriteOp) -> Result<BodyId, WriteError> {
     normalized.map(|()| body_id)
 }
 
-/// Calls of at least this many ops are prepared on several threads.
-const PARALLEL_FROM: usize = 64;
-
 /// Prepares the ops of one call (see [`PreparedOp`]). A big call is split
-/// across the machine's cores: the write transaction waits for it (with one
-/// call in flight, nothing else runs meanwhile), and normalising 500 records
-/// is milliseconds of work for one core. Fails only if the runtime is
-/// shutting down.
-pub async fn prepare_all(ops: Vec<WriteOp>) -> Result<Vec<PreparedOp>, StoreError> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    if cores < 2 || ops.len() < PARALLEL_FROM {
-        return Ok(ops.into_iter().map(prepare).collect());
-    }
-
-    let size = ops.len().div_ceil(cores);
-    let mut ops = ops.into_iter();
-    let mine: Vec<WriteOp> = ops.by_ref().take(size).collect();
-    let mut others = Vec::new();
-    loop {
-        let chunk: Vec<WriteOp> = ops.by_ref().take(size).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        others.push(tokio::task::spawn_blocking(move || chunk.into_iter().map(prepare).collect::<Vec<_>>()));
-    }
-
-    let mut prepared: Vec<PreparedOp> = mine.into_iter().map(prepare).collect();
-    for chunk in others {
-        match chunk.await {
-            Ok(chunk) => prepared.extend(chunk),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => return Err(StoreError::Unavailable("the hub is shutting down".into())),
-        }
-    }
-    Ok(prepared)
+/// across the cores (the write transaction waits for this; with one call in
+/// flight, nothing else runs meanwhile).
+pub fn prepare_all(ops: Vec<WriteOp>) -> Vec<PreparedOp> {
+    sharehub_model::parallel::map_split(ops, prepare)
 }
 
 /// Runs one write.
