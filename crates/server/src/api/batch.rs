@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use sharehub_store::render::{render_owned, render_records};
 use sharehub_store::write::{Target, WriteOp};
@@ -27,14 +28,38 @@ struct BatchRequest {
     #[serde(default)]
     #[allow(dead_code)] // ops always run in order; the flag is accepted for old clients
     sequential: bool,
-    ops: Vec<BatchOp>,
+    ops: Vec<RawBatchOp>,
 }
 
+/// An op as read from the body, its params still JSON text: one pass over
+/// the body checks it and finds the ops, then their params are parsed over
+/// all cores ([`RawBatchOp::parse`]).
 #[derive(Deserialize)]
-struct BatchOp {
+struct RawBatchOp {
     method: String,
     url: String,
     #[serde(default)]
+    params: Option<Box<RawValue>>,
+}
+
+impl RawBatchOp {
+    fn parse(self) -> Result<BatchOp, ApiError> {
+        let params = match self.params {
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
+                ApiError::bad_request(
+                    "bad-request",
+                    format!("The params of {} {} do not read: {e}", self.method, self.url),
+                )
+            })?,
+            None => Value::Null,
+        };
+        Ok(BatchOp { method: self.method, url: self.url, params })
+    }
+}
+
+struct BatchOp {
+    method: String,
+    url: String,
     params: Value,
 }
 
@@ -63,7 +88,9 @@ pub async fn batch(
         if request.ops.len() > state.config.batch_max_ops {
             return Err(ApiError::PayloadTooLarge(format!("A batch holds at most {} ops", state.config.batch_max_ops)));
         }
-        let results = Runner::new(&state, app, &headers).run(request.ops).await?;
+        let ops = sharehub_model::parallel::map_split(request.ops, RawBatchOp::parse);
+        let ops = ops.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let results = Runner::new(&state, app, &headers).run(ops).await?;
         results_response(results)
     })
     .await

@@ -261,6 +261,17 @@ async fn a_batch_that_is_not_json_or_not_a_batch_is_a_400_that_says_which() {
     assert!(error["detail"].as_str().unwrap().contains(r#"Expected {"ops": [{"method", "url", "params"}]}"#), "{body}");
     assert!(world.list_all("people").await.is_empty());
 
+    // Nested deeper than the parser goes: refused, not a crash.
+    let deep = format!(
+        r#"{{"ops": [{{"method": "post", "url": "{}", "params": {}{}}}]}}"#,
+        world.path("people"),
+        "[".repeat(300),
+        "]".repeat(300)
+    );
+    let (status, body) = send_json(world.hub.api(&world.app, Method::POST, "/batch").body(deep)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(world.list_all("people").await.is_empty());
+
     // Well-formed, behind a byte order mark: read as JSON.
     let text = format!(
         "\u{feff}{}",
