@@ -58,13 +58,15 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops taking requests, lets in-flight ones finish, then stops delivery.
+    /// Stops taking requests, lets in-flight ones finish, stops delivery,
+    /// then closes the store (on SQLite: no write-ahead log is left behind).
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.server.await;
         if let Some(delivery) = self.delivery {
             let _ = delivery.await;
         }
+        self.store.close().await;
     }
 }
 

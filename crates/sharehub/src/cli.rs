@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use sharehub_server::platform::service;
 use sharehub_server::Config;
-use sharehub_store::{EntityAccess, NewApp};
+use sharehub_store::{EntityAccess, NewApp, Store};
 
 /// What is logged when `RUST_LOG` says nothing.
 pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,tower_http=warn";
@@ -54,7 +54,7 @@ pub async fn shutdown_signal() {
 }
 
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    sharehub_store::open(&config.database_url).await.context("migrating the database")?;
+    sharehub_store::open(&config.database_url).await.context("migrating the database")?.close().await;
     // Named without its credentials, as in the start-up log.
     let database = sharehub_server::without_credentials(&config.database_url);
     println!("database {database} migrated: every migration of this sharehub is applied");
@@ -111,39 +111,58 @@ fn print(value: serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
 }
 
-pub async fn org(config: &Config, cmd: OrgCommand) -> anyhow::Result<()> {
+/// Runs `command` on the configured store, then closes it (on SQLite this
+/// folds the write-ahead log back into the database file).
+async fn on_store<F>(config: &Config, command: F) -> anyhow::Result<()>
+where
+    F: AsyncFnOnce(&dyn Store) -> anyhow::Result<()>,
+{
     let store = sharehub_store::open(&config.database_url).await?;
-    match cmd {
-        OrgCommand::Create { name } => print(json!({ "org": service::create_org(store.as_ref(), &name).await? })),
-        OrgCommand::List => print(json!({ "orgs": store.list_orgs().await? })),
-    }
-    Ok(())
+    let result = command(store.as_ref()).await;
+    store.close().await;
+    result
+}
+
+pub async fn org(config: &Config, cmd: OrgCommand) -> anyhow::Result<()> {
+    on_store(config, async |store| {
+        match cmd {
+            OrgCommand::Create { name } => print(json!({ "org": service::create_org(store, &name).await? })),
+            OrgCommand::List => print(json!({ "orgs": store.list_orgs().await? })),
+        }
+        Ok(())
+    })
+    .await
 }
 
 pub async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> {
-    let store = sharehub_store::open(&config.database_url).await?;
+    on_store(config, async |store| app_command(store, cmd).await).await
+}
+
+async fn app_command(store: &dyn Store, cmd: AppCommand) -> anyhow::Result<()> {
     match cmd {
         AppCommand::Create { name, provider, url, entities } => {
             let new = NewApp { name, provider, notification_url: url, entities: parse_entities(&entities)? };
-            let (app, secrets) = service::register_app(store.as_ref(), new).await?;
+            let (app, secrets) = service::register_app(store, new).await?;
             print(json!({ "app": app, "secrets": secrets }));
         }
         AppCommand::List => print(json!({ "apps": store.list_apps().await? })),
         AppCommand::RotateKey { app_id } => {
-            print(json!({ "api_id": app_id, "api_key": service::rotate_api_key(store.as_ref(), &app_id).await? }))
+            print(json!({ "api_id": app_id, "api_key": service::rotate_api_key(store, &app_id).await? }))
         }
-        AppCommand::RotateSecret { app_id } => print(
-            json!({ "api_id": app_id, "webhook_secret": service::rotate_webhook_secret(store.as_ref(), &app_id).await? }),
-        ),
+        AppCommand::RotateSecret { app_id } => {
+            print(json!({ "api_id": app_id, "webhook_secret": service::rotate_webhook_secret(store, &app_id).await? }))
+        }
     }
     Ok(())
 }
 
 pub async fn install(config: &Config, args: InstallArgs) -> anyhow::Result<()> {
-    let store = sharehub_store::open(&config.database_url).await?;
-    let group = service::install(store.as_ref(), &args.app, &args.org, args.realm.as_deref()).await?;
-    print(json!({ "group": group }));
-    Ok(())
+    on_store(config, async |store| {
+        let group = service::install(store, &args.app, &args.org, args.realm.as_deref()).await?;
+        print(json!({ "group": group }));
+        Ok(())
+    })
+    .await
 }
 
 /// Parses `people:rws,items:r`.

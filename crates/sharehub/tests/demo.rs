@@ -41,4 +41,8 @@ fn the_demo_imports_chinook_and_every_invoice_total_matches() {
     assert!(stdout.contains("3992 distinct of 3992 imported"), "{stdout}");
     assert!(stdout.contains("all signatures valid"), "{stdout}");
     assert!(dir.path().join("sharehub-demo.db").exists(), "the demo database is in the current directory");
+    // The store was closed: its write-ahead log is folded back and removed.
+    for leftover in ["sharehub-demo.db-wal", "sharehub-demo.db-shm"] {
+        assert!(!dir.path().join(leftover).exists(), "{leftover} is left after the demo exits");
+    }
 }

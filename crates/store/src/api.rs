@@ -140,6 +140,10 @@ pub trait Store: Send + Sync + 'static {
     fn platform_changes(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Finishes the writes queued and closes every connection; calls
+    /// afterwards answer `Unavailable`. On SQLite this also folds the
+    /// write-ahead log back into the database file and removes it.
+    async fn close(&self);
 }
 
 /// Opens the store named by a database URL: `sqlite://path` (created when

@@ -93,11 +93,6 @@ impl PgStore {
         Ok(())
     }
 
-    /// Closes the pool; the store answers `Unavailable` afterwards.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
     /// Passes `result` through, bumping [`Store::platform_changes`] when the
     /// platform write it reports committed.
     fn platform_changed<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
@@ -326,5 +321,8 @@ impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await.context("reaching the database")?;
         conn.ping().await.context("reaching the database")
+    }
+    async fn close(&self) {
+        self.pool.close().await;
     }
 }

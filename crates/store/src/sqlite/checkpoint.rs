@@ -16,22 +16,47 @@ use tokio::sync::watch;
 /// How often the WAL is copied back into the database file.
 const INTERVAL: Duration = Duration::from_millis(500);
 
-/// Starts the checkpointer; it stops when the store's writer stops (the
-/// `commits` sender is dropped).
-pub(crate) fn start(options: SqliteConnectOptions, commits: watch::Receiver<u64>) {
-    tokio::spawn(async move {
-        let mut conn = match options.connect().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "no checkpoint connection; the WAL will grow until restart");
-                return;
-            }
-        };
-        while commits.has_changed().is_ok() {
-            tokio::time::sleep(INTERVAL).await;
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
-                tracing::warn!(error = %e, "WAL checkpoint failed; trying again");
-            }
+/// The checkpointer task.
+pub(crate) struct Checkpointer {
+    stop: watch::Sender<bool>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Checkpointer {
+    /// Starts the checkpointer; it stops when told to ([`Checkpointer::stop`])
+    /// or when the store's writer stops (the `commits` sender is dropped).
+    pub(crate) fn start(options: SqliteConnectOptions, commits: watch::Receiver<u64>) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(options, commits, stopped));
+        Self { stop, task: std::sync::Mutex::new(Some(task)) }
+    }
+
+    /// Stops the task and closes its connection.
+    pub(crate) async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
         }
-    });
+    }
+}
+
+async fn run(options: SqliteConnectOptions, commits: watch::Receiver<u64>, mut stopped: watch::Receiver<bool>) {
+    let mut conn = match options.connect().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!(error = %e, "no checkpoint connection; the WAL will grow until restart");
+            return;
+        }
+    };
+    while commits.has_changed().is_ok() && !*stopped.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(INTERVAL) => {}
+            _ = stopped.changed() => break,
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; trying again");
+        }
+    }
+    let _ = sqlx::Connection::close(conn).await;
 }

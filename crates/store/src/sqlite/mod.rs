@@ -41,6 +41,7 @@ pub struct SqliteStore {
     platform: watch::Sender<u64>,
     /// Delivery leases, kept in memory: see [`SqliteStore::claim_app_impl`].
     leases: delivery::Leases,
+    checkpoints: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
@@ -72,15 +73,16 @@ impl SqliteStore {
             .await
             .context("opening read connections")?;
         let (commits_tx, commits) = watch::channel(0);
-        checkpoint::start(options.clone(), commits.clone());
+        let checkpoints = checkpoint::Checkpointer::start(options.clone(), commits.clone());
         let platform = watch::Sender::new(0);
-        Ok(Self { reader, writer: Writer::start(conn, commits_tx), commits, platform, leases: Default::default() })
+        let writer = Writer::start(conn, commits_tx);
+        Ok(Self { reader, writer, commits, platform, leases: Default::default(), checkpoints })
     }
 
     /// Applies migrations and closes: `sharehub migrate`.
     pub async fn migrate(url: &str) -> Result<(), StoreError> {
         let store = Self::open(url).await?;
-        store.reader.close().await;
+        store.close().await;
         Ok(())
     }
 }
@@ -244,5 +246,13 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.reader.acquire().await.context("reaching the database")?;
         conn.ping().await.context("reaching the database")
+    }
+    async fn close(&self) {
+        // Read-only connections cannot remove the log: they close first,
+        // then the checkpointer, and the writer last, whose close folds the
+        // log into the database file and deletes it.
+        self.reader.close().await;
+        self.checkpoints.stop().await;
+        self.writer.close().await;
     }
 }

@@ -91,10 +91,17 @@ where
     result
 }
 
+/// What the writer task is sent: a job, or the order to close.
+enum Message {
+    Job(Box<dyn Job>),
+    /// Stop after the jobs queued before it; answered once the connection is closed.
+    Close(oneshot::Sender<()>),
+}
+
 /// A handle to the writer task.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    queue: mpsc::Sender<Box<dyn Job>>,
+    queue: mpsc::Sender<Message>,
 }
 
 impl Writer {
@@ -135,19 +142,38 @@ impl Writer {
     {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(TypedJob { work, reply, wakes });
-        if self.queue.send(job).await.is_err() {
+        if self.queue.send(Message::Job(job)).await.is_err() {
             return Err(StoreError::Unavailable("the writer has stopped".into()));
         }
         answer.await.unwrap_or_else(|_| Err(StoreError::Unavailable("the writer has stopped".into())))
     }
+
+    /// Runs the jobs queued so far, then closes the connection: the last
+    /// connection to close folds the write-ahead log into the database file
+    /// and deletes it. Later calls answer that the writer has stopped.
+    pub(crate) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.queue.send(Message::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
+    }
 }
 
-async fn run(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>, commits: watch::Sender<u64>) {
-    while let Some(first) = jobs.recv().await {
+async fn run(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Message>, commits: watch::Sender<u64>) {
+    let mut closing = None;
+    while let Some(message) = queue.recv().await {
+        let Message::Job(first) = message else {
+            closing = Some(message);
+            break;
+        };
         let mut group = vec![first];
         while group.len() < GROUP_LIMIT {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
+            match queue.try_recv() {
+                Ok(Message::Job(job)) => group.push(job),
+                Ok(close) => {
+                    closing = Some(close);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -156,6 +182,28 @@ async fn run(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>,
         if wakes {
             commits.send_modify(|n| *n = n.wrapping_add(1));
         }
+        if closing.is_some() {
+            break;
+        }
+    }
+
+    // Jobs sent after the close are refused, not left waiting.
+    queue.close();
+    let mut closes: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Ok(message) = queue.try_recv() {
+        match message {
+            Message::Job(job) => job.fail("the store is closed".into()),
+            Message::Close(done) => closes.push(done),
+        }
+    }
+    if let Err(e) = sqlx::Connection::close(conn).await {
+        tracing::warn!(error = %e, "closing the write connection");
+    }
+    if let Some(Message::Close(done)) = closing {
+        closes.push(done);
+    }
+    for done in closes {
+        let _ = done.send(());
     }
 }
 
