@@ -57,6 +57,30 @@ async fn two_hundred_fifty_imported_records_page_by_next_without_loss() {
 }
 
 #[tokio::test]
+async fn a_batch_of_the_most_ops_writes_each_record_once_and_a_repeat_changes_nothing() {
+    let world = World::new().await;
+    // 1000 ops (the default limit): more rows than one statement writes.
+    let people = || {
+        (0..1000).map(|i| {
+            json!({ "id": [{ "provider": world.app.provider, "id": format!("ext-{i}") }], "first_name": format!("Nº {i} ✓") })
+        })
+    };
+    let first = import(&world, people().collect()).await;
+    assert!(first.iter().all(|r| r["status"] == 201), "{:?}", first.iter().find(|r| r["status"] != 201));
+
+    let again = import(&world, people().collect()).await;
+    for (before, after) in first.iter().zip(&again) {
+        assert_eq!(after["status"], 200, "{after}");
+        assert_eq!(after["body"]["people"]["id"], before["body"]["people"]["id"], "found by its external id");
+        assert_eq!(after["body"]["people"]["version"], 1, "nothing changed");
+    }
+    let (_, page) = send_json(world.req(Method::GET, "people?$top=1")).await;
+    assert_eq!(page["pagination"]["total"], 1000, "{page}");
+    let (_, changes) = send_json(world.req(Method::GET, "changes?after=999&limit=10")).await;
+    assert_eq!(changes["changes"].as_array().map(Vec::len), Some(1), "1000 changes, one per record: {changes}");
+}
+
+#[tokio::test]
 async fn filters_and_orderby_work_through_http() {
     let world = World::new().await;
     for (first, last, email) in

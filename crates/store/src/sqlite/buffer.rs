@@ -10,8 +10,10 @@ use crate::error::Context;
 use crate::write::buffer::{LinkKey, LinkScope, PendingChange, RecordRow, WriteConn};
 use crate::{StoreError, StoredRecord};
 
-/// Rows per multi-row statement; well under SQLite's bound-parameter limit.
-const ROWS_PER_STATEMENT: usize = 200;
+/// Rows per multi-row statement: a batch of 500 records is one statement
+/// per table; 500 rows of 9 columns stay far under SQLite's limit of 32,766
+/// bound parameters.
+const ROWS_PER_STATEMENT: usize = 500;
 
 #[async_trait]
 impl WriteConn for SqliteConnection {
