@@ -131,7 +131,8 @@ pub fn parse_json_as<T: serde::de::DeserializeOwned>(raw: &[u8], expected: &str)
     serde_json::from_slice(raw).map_err(|e| {
         // serde stops at the first problem, which may be a wrong type ahead
         // of broken syntax: broken syntax is what the client must hear of.
-        if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
+        // Read as any JSON, the way `parse_json` reads (UTF-8 included).
+        if let Err(syntax) = serde_json::from_slice::<Value>(raw) {
             return malformed(&syntax);
         }
         ApiError::bad_request("bad-request", format!("Expected {expected}: {e}"))

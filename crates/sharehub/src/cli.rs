@@ -57,7 +57,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     sharehub_store::open(&config.database_url).await.context("migrating the database")?.close().await;
     // Named without its credentials, as in the start-up log.
     let database = sharehub_server::without_credentials(&config.database_url);
-    println!("database {database} migrated: every migration of this sharehub is applied");
+    print_text(&format!("database {database} migrated: every migration of this sharehub is applied\n"))?;
     Ok(())
 }
 
@@ -107,8 +107,18 @@ pub struct InstallArgs {
     realm: Option<String>,
 }
 
-fn print(value: serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+/// Prints a document; a closed pipe (`sharehub app list | head`) is not an
+/// error, so the command still closes its store.
+pub fn print_text(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn print(value: serde_json::Value) -> anyhow::Result<()> {
+    print_text(&format!("{}\n", serde_json::to_string_pretty(&value)?))
 }
 
 /// Runs `command` on the configured store, then closes it (on SQLite this
@@ -126,8 +136,8 @@ where
 pub async fn org(config: &Config, cmd: OrgCommand) -> anyhow::Result<()> {
     on_store(config, async |store| {
         match cmd {
-            OrgCommand::Create { name } => print(json!({ "org": service::create_org(store, &name).await? })),
-            OrgCommand::List => print(json!({ "orgs": store.list_orgs().await? })),
+            OrgCommand::Create { name } => print(json!({ "org": service::create_org(store, &name).await? }))?,
+            OrgCommand::List => print(json!({ "orgs": store.list_orgs().await? }))?,
         }
         Ok(())
     })
@@ -143,14 +153,14 @@ async fn app_command(store: &dyn Store, cmd: AppCommand) -> anyhow::Result<()> {
         AppCommand::Create { name, provider, url, entities } => {
             let new = NewApp { name, provider, notification_url: url, entities: parse_entities(&entities)? };
             let (app, secrets) = service::register_app(store, new).await?;
-            print(json!({ "app": app, "secrets": secrets }));
+            print(json!({ "app": app, "secrets": secrets }))?;
         }
-        AppCommand::List => print(json!({ "apps": store.list_apps().await? })),
+        AppCommand::List => print(json!({ "apps": store.list_apps().await? }))?,
         AppCommand::RotateKey { app_id } => {
-            print(json!({ "api_id": app_id, "api_key": service::rotate_api_key(store, &app_id).await? }))
+            print(json!({ "api_id": app_id, "api_key": service::rotate_api_key(store, &app_id).await? }))?
         }
         AppCommand::RotateSecret { app_id } => {
-            print(json!({ "api_id": app_id, "webhook_secret": service::rotate_webhook_secret(store, &app_id).await? }))
+            print(json!({ "api_id": app_id, "webhook_secret": service::rotate_webhook_secret(store, &app_id).await? }))?
         }
     }
     Ok(())
@@ -159,7 +169,7 @@ async fn app_command(store: &dyn Store, cmd: AppCommand) -> anyhow::Result<()> {
 pub async fn install(config: &Config, args: InstallArgs) -> anyhow::Result<()> {
     on_store(config, async |store| {
         let group = service::install(store, &args.app, &args.org, args.realm.as_deref()).await?;
-        print(json!({ "group": group }));
+        print(json!({ "group": group }))?;
         Ok(())
     })
     .await

@@ -73,10 +73,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     if let Command::DefaultConfig = args.command {
-        return print_text(sharehub_server::config::DEFAULT_CONFIG);
+        return cli::print_text(sharehub_server::config::DEFAULT_CONFIG);
     }
     if let Command::Openapi = args.command {
-        return print_text(sharehub_server::openapi::OPENAPI_JSON);
+        return cli::print_text(sharehub_server::openapi::OPENAPI_JSON);
     }
     let mut config = sharehub_server::Config::load(args.config.as_deref())?;
     if let Some(database) = args.database {
@@ -99,14 +99,5 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::App(cmd) => cli::app(&config, cmd).await,
         Command::Install(install) => cli::install(&config, install).await,
         Command::DefaultConfig | Command::Openapi => Ok(()),
-    }
-}
-
-/// Prints a document; a closed pipe (`sharehub openapi | head`) is not an error.
-fn print_text(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    match std::io::stdout().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
     }
 }

@@ -40,3 +40,36 @@ async fn a_sigterm_leaves_only_the_database_file_and_it_holds_every_write() {
     assert_eq!(record["organizations"]["name"], "Ærøskøbing Ltd 🚢", "{record}");
     again.terminate().await;
 }
+
+/// The CLI commands close the store too, also when their output pipe is
+/// already closed (`sharehub org list | head -1`).
+#[test]
+fn cli_commands_leave_only_the_database_file_even_into_a_closed_pipe() {
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let sharehub = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sharehub"));
+        command.env("SHAREHUB_DATABASE_URL", &database).env("RUST_LOG", "warn");
+        command
+    };
+    for name in ["Ålesund AS", "東京商事", "Café 🍰"] {
+        let created = sharehub().args(["org", "create", "--name", name]).output().unwrap();
+        assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    }
+    for _ in 0..5 {
+        let mut list = sharehub().args(["org", "list"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(list.stdout.take()); // the reader is gone before anything is printed
+        let output = list.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["cli.db"]);
+    }
+    let listed = sharehub().args(["org", "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(text.contains("東京商事") && text.contains("Café 🍰") && text.contains("Ålesund AS"), "{text}");
+}

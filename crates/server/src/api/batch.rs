@@ -43,24 +43,27 @@ struct RawBatchOp {
 }
 
 impl RawBatchOp {
-    fn parse(self) -> Result<BatchOp, ApiError> {
+    /// The op with its params parsed. Params the first pass let through but
+    /// that do not parse (a lone UTF-16 surrogate, nesting past the parser's
+    /// limit) fail their op alone.
+    fn parse(self) -> BatchOp {
         let params = match self.params {
             Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
                 ApiError::bad_request(
-                    "bad-request",
+                    "malformed-json",
                     format!("The params of {} {} do not read: {e}", self.method, self.url),
                 )
-            })?,
-            None => Value::Null,
+            }),
+            None => Ok(Value::Null),
         };
-        Ok(BatchOp { method: self.method, url: self.url, params })
+        BatchOp { method: self.method, url: self.url, params }
     }
 }
 
 struct BatchOp {
     method: String,
     url: String,
-    params: Value,
+    params: Result<Value, ApiError>,
 }
 
 /// One op's answer, before rendering.
@@ -89,7 +92,6 @@ pub async fn batch(
             return Err(ApiError::PayloadTooLarge(format!("A batch holds at most {} ops", state.config.batch_max_ops)));
         }
         let ops = sharehub_model::parallel::map_split(request.ops, RawBatchOp::parse);
-        let ops = ops.into_iter().collect::<Result<Vec<_>, _>>()?;
         let results = Runner::new(&state, app, &headers).run(ops).await?;
         results_response(results)
     })
@@ -143,7 +145,7 @@ impl<'a> Runner<'a> {
             self.answers[index] = Some(answer);
             return Ok(());
         }
-        let write = self.write(ctx, &method, &target, op.params).await?;
+        let write = self.write(ctx, &method, &target, op.params?).await?;
         self.queue.push(Queued { index, ctx, op: write });
         Ok(())
     }

@@ -261,16 +261,30 @@ async fn a_batch_that_is_not_json_or_not_a_batch_is_a_400_that_says_which() {
     assert!(error["detail"].as_str().unwrap().contains(r#"Expected {"ops": [{"method", "url", "params"}]}"#), "{body}");
     assert!(world.list_all("people").await.is_empty());
 
-    // Nested deeper than the parser goes: refused, not a crash.
-    let deep = format!(
-        r#"{{"ops": [{{"method": "post", "url": "{}", "params": {}{}}}]}}"#,
-        world.path("people"),
-        "[".repeat(300),
-        "]".repeat(300)
-    );
-    let (status, body) = send_json(world.hub.api(&world.app, Method::POST, "/batch").body(deep)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(world.list_all("people").await.is_empty());
+    // Not UTF-8: that is the syntax too.
+    let not_utf8 = b"{\"ops\": [\"\xff\xfe\"]}".to_vec();
+    let (status, body) = send_json(world.hub.api(&world.app, Method::POST, "/batch").body(not_utf8)).await;
+    assert_error(status, &body, 400, "malformed-json");
+
+    // Params past the parser's nesting limit, or holding a lone surrogate, fail
+    // their op alone; the op beside them is written.
+    let person =
+        json!({ "method": "post", "url": world.path("people"), "params": { "people": { "first_name": "Kept" } } });
+    let nested = format!("{}{}", "[".repeat(300), "]".repeat(300));
+    for bad in [nested.as_str(), r#"{"people": {"first_name": "\ud800"}}"#] {
+        let text = format!(
+            r#"{{"ops": [{{"method": "post", "url": "{}", "params": {bad}}}, {person}]}}"#,
+            world.path("people")
+        );
+        let (status, body) = send_json(world.hub.api(&world.app, Method::POST, "/batch").body(text)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["results"][0]["status"], 400, "{body}");
+        assert_eq!(body["results"][0]["body"]["errors"][0]["code"], "malformed-json", "{body}");
+        assert_eq!(body["results"][1]["status"], 201, "{body}");
+    }
+    let people = world.list_all("people").await;
+    assert_eq!(people.len(), 2);
+    assert!(people.iter().all(|p| p["first_name"] == "Kept"), "{people:?}");
 
     // Well-formed, behind a byte order mark: read as JSON.
     let text = format!(
@@ -281,6 +295,7 @@ async fn a_batch_that_is_not_json_or_not_a_batch_is_a_400_that_says_which() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["results"][0]["status"], 201, "{body}");
     assert_eq!(body["results"][0]["body"]["people"]["first_name"], "Zoë");
+    assert_eq!(world.list_all("people").await.len(), 3);
 }
 
 #[tokio::test]

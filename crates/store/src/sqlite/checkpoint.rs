@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::ConnectOptions;
 use tokio::sync::watch;
 
@@ -23,12 +23,21 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the checkpointer; it stops when told to ([`Checkpointer::stop`])
-    /// or when the store's writer stops (the `commits` sender is dropped).
-    pub(crate) fn start(options: SqliteConnectOptions, commits: watch::Receiver<u64>) -> Self {
+    /// Connects and starts the checkpointer; it stops when told to
+    /// ([`Checkpointer::stop`]) or when the store's writer stops (the
+    /// `commits` sender is dropped). Connecting here, not in the task, means
+    /// a store closed at once (a CLI command) never has this connection
+    /// still opening while the others close.
+    pub(crate) async fn start(options: SqliteConnectOptions, commits: watch::Receiver<u64>) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(options, commits, stopped));
-        Self { stop, task: std::sync::Mutex::new(Some(task)) }
+        let task = match options.connect().await {
+            Ok(conn) => Some(tokio::spawn(run(conn, commits, stopped))),
+            Err(e) => {
+                tracing::warn!(error = %e, "no checkpoint connection; the WAL will grow until restart");
+                None
+            }
+        };
+        Self { stop, task: std::sync::Mutex::new(task) }
     }
 
     /// Stops the task and closes its connection.
@@ -41,14 +50,7 @@ impl Checkpointer {
     }
 }
 
-async fn run(options: SqliteConnectOptions, commits: watch::Receiver<u64>, mut stopped: watch::Receiver<bool>) {
-    let mut conn = match options.connect().await {
-        Ok(conn) => conn,
-        Err(e) => {
-            tracing::warn!(error = %e, "no checkpoint connection; the WAL will grow until restart");
-            return;
-        }
-    };
+async fn run(mut conn: SqliteConnection, commits: watch::Receiver<u64>, mut stopped: watch::Receiver<bool>) {
     while commits.has_changed().is_ok() && !*stopped.borrow() {
         tokio::select! {
             _ = tokio::time::sleep(INTERVAL) => {}

@@ -66,14 +66,19 @@ impl SqliteStore {
         // Checkpoints run beside the writer, not in its commits: see checkpoint.rs.
         sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await.context("configuring checkpoints")?;
 
+        // The read connections are not opened read-only: the last connection
+        // to close removes the write-ahead log, and sqlx's pool lets its
+        // connections finish closing on their threads after `close` returns,
+        // so a reader may well be last (a read-only one leaves the log behind).
+        // Nothing writes through them: every write goes to the writer task.
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone().read_only(true).pragma("cache_size", "-2048"))
+            .connect_with(options.clone().pragma("cache_size", "-2048"))
             .await
             .context("opening read connections")?;
         let (commits_tx, commits) = watch::channel(0);
-        let checkpoints = checkpoint::Checkpointer::start(options.clone(), commits.clone());
+        let checkpoints = checkpoint::Checkpointer::start(options.clone(), commits.clone()).await;
         let platform = watch::Sender::new(0);
         let writer = Writer::start(conn, commits_tx);
         Ok(Self { reader, writer, commits, platform, leases: Default::default(), checkpoints })
@@ -248,9 +253,9 @@ impl Store for SqliteStore {
         conn.ping().await.context("reaching the database")
     }
     async fn close(&self) {
-        // Read-only connections cannot remove the log: they close first,
-        // then the checkpointer, and the writer last, whose close folds the
-        // log into the database file and deletes it.
+        // Readers first, the writer last: it finishes the jobs queued, and
+        // whichever connection closes last folds the log into the database
+        // file and deletes it.
         self.reader.close().await;
         self.checkpoints.stop().await;
         self.writer.close().await;
