@@ -160,18 +160,22 @@ impl Writer {
 }
 
 async fn run(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Message>, commits: watch::Sender<u64>) {
-    let mut closing = None;
+    // Who asked to close, answered once the connection is closed.
+    let mut closes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(message) = queue.recv().await {
-        let Message::Job(first) = message else {
-            closing = Some(message);
-            break;
+        let first = match message {
+            Message::Job(job) => job,
+            Message::Close(done) => {
+                closes.push(done);
+                break;
+            }
         };
         let mut group = vec![first];
         while group.len() < GROUP_LIMIT {
             match queue.try_recv() {
                 Ok(Message::Job(job)) => group.push(job),
-                Ok(close) => {
-                    closing = Some(close);
+                Ok(Message::Close(done)) => {
+                    closes.push(done);
                     break;
                 }
                 Err(_) => break,
@@ -182,14 +186,13 @@ async fn run(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Message>, com
         if wakes {
             commits.send_modify(|n| *n = n.wrapping_add(1));
         }
-        if closing.is_some() {
+        if !closes.is_empty() {
             break;
         }
     }
 
     // Jobs sent after the close are refused, not left waiting.
     queue.close();
-    let mut closes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Ok(message) = queue.try_recv() {
         match message {
             Message::Job(job) => job.fail("the store is closed".into()),
@@ -198,9 +201,6 @@ async fn run(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Message>, com
     }
     if let Err(e) = sqlx::Connection::close(conn).await {
         tracing::warn!(error = %e, "closing the write connection");
-    }
-    if let Some(Message::Close(done)) = closing {
-        closes.push(done);
     }
     for done in closes {
         let _ = done.send(());
