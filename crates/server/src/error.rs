@@ -180,6 +180,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(why) => ApiError::Unavailable(why),
             StoreError::Invalid(why) => ApiError::bad_request("bad-request", why),
+            bad @ StoreError::BadFilter(_) => ApiError::bad_request("bad-filter", bad.to_string()),
+            bad @ StoreError::BadOrderBy(_) => ApiError::bad_request("bad-orderby", bad.to_string()),
             other => ApiError::Internal(other.into()),
         }
     }

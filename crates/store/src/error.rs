@@ -17,6 +17,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Invalid(String),
+    /// A `$filter` the parser took but the query cannot be built from (a
+    /// timestamp without an offset, a field name SQL cannot hold).
+    #[error("$filter {0}")]
+    BadFilter(String),
+    /// An `$orderby` the parser took but the query cannot be built from.
+    #[error("$orderby {0}")]
+    BadOrderBy(String),
 }
 
 /// Adds what the store was doing to a database error.

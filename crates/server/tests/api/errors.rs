@@ -204,6 +204,8 @@ async fn malformed_filter_orderby_and_top_are_400s_that_say_where() {
         ("$filter=last_name%20eq%20'open", "bad-filter"),
         ("$filter=last_name%20eq", "bad-filter"),
         ("$filter=(first_name%20eq%20'a'", "bad-filter"),
+        // Parsed, but refused when the query is built: a timestamp needs an offset.
+        ("$filter=created_at%20gt%20'2024-01-01T00:00:00'", "bad-filter"),
         ("$orderby=last_name%20SIDEWAYS", "bad-orderby"),
         ("$top=abc", "bad-query"),
         ("$top=-1", "bad-query"),

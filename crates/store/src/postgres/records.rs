@@ -97,12 +97,12 @@ impl PgStore {
         let (filter_sql, binds) = match &q.filter {
             // $1 and $2 are the organization and the entity.
             Some(expr) => {
-                let fragment = sql_filter::postgres_filter(expr, 3).map_err(|e| StoreError::Invalid(e.message))?;
+                let fragment = sql_filter::postgres_filter(expr, 3).map_err(|e| StoreError::BadFilter(e.message))?;
                 (format!(" AND ({})", fragment.sql), fragment.binds)
             }
             None => (String::new(), Vec::new()),
         };
-        let mut order = sql_filter::postgres_order_by(&q.order_by).map_err(|e| StoreError::Invalid(e.message))?;
+        let mut order = sql_filter::postgres_order_by(&q.order_by).map_err(|e| StoreError::BadOrderBy(e.message))?;
         if !order.is_empty() {
             order.push_str(", ");
         }
