@@ -34,8 +34,10 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Everything sharehub can be told.
+/// Everything sharehub can be told. A key it does not know (a typo in a
+/// file, say) is an error rather than a setting silently left at its default.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP server listens on.
     pub bind: SocketAddr,
@@ -62,6 +64,7 @@ pub struct Config {
 
 /// How webhooks are delivered.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// Start the delivery workers in this process.
     pub enabled: bool,
@@ -88,9 +91,20 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let config: Config = figment.merge(Env::prefixed("SHAREHUB_").split("__")).extract().map_err(Box::new)?;
+        let sections = top_level_keys()?;
+        let env = Env::prefixed("SHAREHUB_").split("__").filter(move |key| {
+            let first = key.as_str().split('.').next().unwrap_or_default();
+            sections.iter().any(|s| s.eq_ignore_ascii_case(first))
+        });
+        let config: Config = figment.merge(env).extract().map_err(Box::new)?;
         config.validate().map_err(|e| Box::new(figment::Error::from(e)))?;
         Ok(config)
+    }
+
+    #[cfg(test)]
+    fn from_file_text(text: &str) -> Result<Self, Box<figment::Error>> {
+        let figment = Figment::from(Toml::string(DEFAULT_CONFIG)).merge(Toml::string(text));
+        figment.extract().map_err(Box::new)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -117,5 +131,46 @@ impl Config {
 
     pub fn admin_token(&self) -> Option<&Secret> {
         self.admin_token.as_ref().filter(|t| !t.expose().is_empty())
+    }
+}
+
+/// The top-level keys of the defaults. A `SHAREHUB_*` variable whose first
+/// part names none of them (another tool's, or the tests' `SHAREHUB_TEST_*`)
+/// is not read as a setting; one inside a section must name a real key.
+fn top_level_keys() -> Result<Vec<String>, Box<figment::Error>> {
+    let defaults: figment::value::Dict = Figment::from(Toml::string(DEFAULT_CONFIG)).extract().map_err(Box::new)?;
+    Ok(defaults.into_keys().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_key_in_a_file_is_an_error_that_names_it() {
+        let error = Config::from_file_text("databse_url = \"sqlite://x.db\"").unwrap_err().to_string();
+        assert!(error.contains("databse_url"), "{error}");
+
+        let error = Config::from_file_text("[delivery]\ntimeout_sec = 5").unwrap_err().to_string();
+        assert!(error.contains("timeout_sec"), "{error}");
+
+        let error = Config::from_file_text("[delivry]\ntimeout_secs = 5").unwrap_err().to_string();
+        assert!(error.contains("delivry"), "{error}");
+    }
+
+    #[test]
+    fn known_keys_in_a_file_are_read() {
+        let config = Config::from_file_text("bind = \"127.0.0.1:9999\"\n[delivery]\ntimeout_secs = 3").unwrap();
+        assert_eq!(config.bind.port(), 9999);
+        assert_eq!(config.delivery.timeout_secs, 3);
+    }
+
+    #[test]
+    fn every_section_of_the_defaults_is_a_top_level_key() {
+        let keys = top_level_keys().unwrap();
+        for key in ["bind", "database_url", "admin_token", "delivery"] {
+            assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+        }
+        assert!(!keys.iter().any(|k| k.starts_with("test")));
     }
 }
