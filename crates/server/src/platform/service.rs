@@ -70,6 +70,11 @@ pub async fn install(store: &dyn Store, app_id: &str, org_id: &str, realm: Optio
     if realm.is_some_and(|r| r.trim().is_empty()) {
         return Err(ApiError::Invalid(vec![FieldError::new("realm", "must not be empty")]));
     }
+    // A realm is indexed with every external id of the app (see MAX_EXTERNAL_ID_CHARS).
+    if realm.is_some_and(|r| r.chars().count() > MAX_REALM_CHARS) {
+        let why = format!("must be at most {MAX_REALM_CHARS} characters");
+        return Err(ApiError::Invalid(vec![FieldError::new("realm", why)]));
+    }
     let group = store.install(app_id, org_id, realm).await.map_err(|e| match e {
         sharehub_store::StoreError::Invalid(why) => ApiError::NotFound(why),
         other => other.into(),
@@ -84,6 +89,9 @@ pub async fn install(store: &dyn Store, app_id: &str, org_id: &str, realm: Optio
         _ => Ok(group),
     }
 }
+
+/// The longest realm, in characters.
+const MAX_REALM_CHARS: usize = 255;
 
 pub fn no_app(app_id: &str) -> ApiError {
     ApiError::NotFound(format!("No app {app_id}"))

@@ -91,3 +91,62 @@ async fn the_same_external_id_in_two_apps_and_two_organizations_stays_separate()
     let (_, a_again) = world.get(&format!("people/{}", a["id"].as_str().unwrap())).await;
     assert_eq!(a_again["people"]["first_name"], "From store");
 }
+
+#[tokio::test]
+async fn the_callers_own_entry_under_another_realm_is_a_422_not_a_new_record() {
+    let world = World::new().await;
+    let entry = json!([{ "provider": world.app.provider, "realm": "some-other-account", "id": "555" }]);
+    for _ in 0..2 {
+        let (status, body) = world.post("people", json!({ "id": entry, "first_name": "Wrong realm" })).await;
+        crate::support::assert_invalid_at(status, &body, "id/0/realm");
+        let detail = body["errors"][0]["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(&world.group), "names the realm to use: {detail}");
+    }
+    assert!(world.list_all("people").await.is_empty());
+
+    // Without a realm, the entry is the caller's own in this group.
+    let bare = json!([{ "provider": world.app.provider, "id": "555" }]);
+    let (status, body) = world.post("people", json!({ "id": bare, "first_name": "Bare" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = world.post("people", json!({ "id": world.own("555"), "last_name": "Same" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(world.list_all("people").await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_external_id_over_255_characters_is_a_422_and_fails_alone_in_a_batch() {
+    let world = World::new().await;
+    let longest = "é".repeat(255);
+    let (status, body) = world.post("people", json!({ "id": world.own(&longest), "first_name": "Longest" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let too_long = "x".repeat(256);
+    let (status, body) = world.post("people", json!({ "id": world.own(&too_long), "first_name": "Too long" })).await;
+    crate::support::assert_invalid_at(status, &body, "id/0/id");
+
+    let records = [
+        json!({ "id": world.own("ok-1"), "first_name": "One" }),
+        json!({ "id": world.own(&too_long), "first_name": "Too long" }),
+        json!({ "id": world.own("ok-2"), "first_name": "Two" }),
+    ];
+    let batch = crate::support::batch_of(&world.group, "people", records);
+    let (status, answer) =
+        crate::support::send_json(world.hub.api(&world.app, reqwest::Method::POST, "/batch").json(&batch)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let statuses: Vec<u64> =
+        answer["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [201, 422, 201], "{answer}");
+    let names: Vec<Value> = world.list_all("people").await.iter().map(|p| p["first_name"].clone()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(!names.contains(&json!("Too long")));
+}
+
+#[tokio::test]
+async fn a_realm_over_255_characters_is_refused_at_install() {
+    let world = World::new().await;
+    let app = world.hub.create_app("crm", &[("people", "rw")], None).await;
+    let body = json!({ "app_id": app.api_id, "org_id": world.org, "realm": "r".repeat(256) });
+    let (status, answer) =
+        crate::support::send_json(world.hub.admin(reqwest::Method::POST, "/platform/v1/groups").json(&body)).await;
+    crate::support::assert_invalid_at(status, &answer, "realm");
+}

@@ -45,9 +45,20 @@ pub(super) fn read_id_entries(entries: &[Value], caller: &Caller) -> Result<Body
             return Err(invalid(&format!("id/{i}/provider"), "expected the name of the app's provider (a string)"));
         };
         let Some(id) = id_text(entry.get("id")) else {
-            return Err(invalid(&format!("id/{i}/id"), id_problem(entry.get("id"))));
+            return Err(invalid(&format!("id/{i}/id"), &id_problem(entry.get("id"))));
         };
-        if provider == caller.provider && field("realm").is_none_or(|r| r == caller.realm) {
+        if provider == caller.provider {
+            // An entry of the caller's provider under another realm would be
+            // dropped, and the record created again unlinked on every send.
+            if let Some(realm) = entry.get("realm").filter(|r| !r.is_null()) {
+                if realm.as_str() != Some(caller.realm.as_str()) {
+                    let why = format!(
+                        "this app's realm in this organization is {:?}: send it or leave realm out",
+                        caller.realm
+                    );
+                    return Err(invalid(&format!("id/{i}/realm"), &why));
+                }
+            }
             return Ok(BodyId::External(id));
         }
         if provider == "connec" {
@@ -57,12 +68,19 @@ pub(super) fn read_id_entries(entries: &[Value], caller: &Caller) -> Result<Body
     Ok(hub.unwrap_or(BodyId::OthersOnly))
 }
 
+/// The longest external id, in characters. Ids are indexed with their
+/// organization, entity, app and realm, and PostgreSQL's index rows are
+/// limited to about 2.7 kB; real apps' ids (numbers, UUIDs, paths) are far
+/// shorter.
+pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
+
 /// Why a value is no external id (see [`id_text`]).
-fn id_problem(value: Option<&Value>) -> &'static str {
+fn id_problem(value: Option<&Value>) -> String {
     match value {
-        Some(Value::String(s)) if s.contains('\0') => "must not contain U+0000",
-        Some(Value::String(_)) => "must not be empty",
-        _ => "expected the app's own id (a string or a number)",
+        Some(Value::String(s)) if s.contains('\0') => "must not contain U+0000".into(),
+        Some(Value::String(s)) if s.is_empty() => "must not be empty".into(),
+        Some(Value::String(_)) => format!("must be at most {MAX_EXTERNAL_ID_CHARS} characters"),
+        _ => "expected the app's own id (a string or a number)".into(),
     }
 }
 
@@ -70,10 +88,14 @@ fn id_problem(value: Option<&Value>) -> &'static str {
 /// Text with U+0000 is no id (no backend can store it).
 pub(super) fn id_text(value: Option<&Value>) -> Option<String> {
     match value? {
-        Value::String(s) if !s.is_empty() && !s.contains('\0') => Some(s.clone()),
+        Value::String(s) if is_storable_id(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+fn is_storable_id(s: &str) -> bool {
+    !s.is_empty() && !s.contains('\0') && s.chars().count() <= MAX_EXTERNAL_ID_CHARS
 }
 
 pub(super) fn take_matching_fields(body: &mut Map<String, Value>, out: &mut Vec<String>) -> Result<(), WriteError> {
