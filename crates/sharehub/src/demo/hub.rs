@@ -5,6 +5,9 @@ use anyhow::{bail, Context};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
 
+/// The organization the demo creates; a file holding only it is a demo's own.
+pub const DEMO_ORG: &str = "Chinook Music Store";
+
 /// The entities both demo apps share.
 pub const ENTITIES: [&str; 5] = ["organizations", "people", "employees", "items", "invoices"];
 
@@ -43,7 +46,7 @@ impl Hub {
     /// Creates the organization and both apps, and installs them in it.
     /// `hook_url` is where "books" gets its webhooks.
     pub async fn set_up(&self, hook_url: &str) -> anyhow::Result<Platform> {
-        let org = self.admin_post("/platform/v1/orgs", json!({ "name": "Chinook Music Store" })).await?;
+        let org = self.admin_post("/platform/v1/orgs", json!({ "name": DEMO_ORG })).await?;
         let org = text(&org, "/org/id")?;
         let mut store = self.register("Chinook Store", "store", "rw", None).await?;
         let mut books = self.register("Books", "books", "rs", Some(hook_url)).await?;

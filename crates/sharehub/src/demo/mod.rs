@@ -19,6 +19,8 @@ use anyhow::Context;
 use clap::Args;
 use sharehub_server::config::Secret;
 use sharehub_server::{Config, Running};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 
 use hub::Hub;
 
@@ -31,7 +33,8 @@ pub struct DemoArgs {
     /// Stop after the report instead of serving until Ctrl-C (for scripts).
     #[arg(long)]
     pub exit: bool,
-    /// The SQLite file of the demo; an old one is deleted first.
+    /// The SQLite file of the demo; one an earlier demo left is deleted first
+    /// (any other file there is refused, never deleted).
     #[arg(long, default_value = "sharehub-demo.db")]
     pub db_file: PathBuf,
     /// Address to listen on; when taken, any free port of the same address.
@@ -44,14 +47,14 @@ pub async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let admin_token = sharehub_model::ids::new_api_key();
     config.admin_token = Some(Secret::new(admin_token.clone()));
-    config.database_url = fresh_database(&args.db_file)?;
+    config.database_url = fresh_database(&args.db_file).await?;
     let plan = chinook::plan()?;
 
     let running = start_hub(config, args.bind).await?;
     let hub = Hub::new(format!("http://{}", running.addr), admin_token.clone());
     println!("sharehub demo: hub on {} with {}", hub.base, args.db_file.display());
 
-    let outcome = run_steps(&hub, &plan, &admin_token).await;
+    let outcome = run_steps(&hub, &plan, &admin_token, !args.exit).await;
     println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
     let (listener, passed) = match outcome {
         Ok(done) => done,
@@ -73,7 +76,12 @@ pub async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
 
 /// Platform set-up, import, webhooks, verification and the report. Answers
 /// the listener (to keep it serving) and whether every check passed.
-async fn run_steps(hub: &Hub, plan: &chinook::Plan, admin_token: &str) -> anyhow::Result<(listener::Listener, bool)> {
+async fn run_steps(
+    hub: &Hub,
+    plan: &chinook::Plan,
+    admin_token: &str,
+    serving: bool,
+) -> anyhow::Result<(listener::Listener, bool)> {
     let bound = listener::bind().await?;
     let hook_url = bound.url.clone();
     let platform = hub.set_up(&hook_url).await.context("setting up the platform")?;
@@ -92,14 +100,18 @@ async fn run_steps(hub: &Hub, plan: &chinook::Plan, admin_token: &str) -> anyhow
 
     let verified = report::verify(hub, &platform.store, &plan.invoice_totals).await?;
     report::print_verified(&verified);
-    report::print_try_it(hub, &platform, admin_token);
+    // curl commands are only worth printing for a hub that stays up.
+    if serving {
+        report::print_try_it(hub, &platform, admin_token);
+    }
 
     let passed = imported.errors == 0 && imported.records() == plan.len() && complete && verified.ok();
     Ok((listener, passed))
 }
 
 /// A `sqlite://` URL for `file`, deleting what an earlier demo left there.
-fn fresh_database(file: &Path) -> anyhow::Result<String> {
+async fn fresh_database(file: &Path) -> anyhow::Result<String> {
+    ensure_demo_leftover(file).await?;
     for suffix in ["", "-wal", "-shm"] {
         let mut path = file.as_os_str().to_owned();
         path.push(suffix);
@@ -112,6 +124,31 @@ fn fresh_database(file: &Path) -> anyhow::Result<String> {
         }
     }
     Ok(format!("sqlite://{}", file.display()))
+}
+
+/// Refuses a file that is not an earlier demo's: one that is no sharehub
+/// database, or that holds an organization other than the demo's. A typo in
+/// `--db-file` must not wipe a real hub.
+async fn ensure_demo_leftover(file: &Path) -> anyhow::Result<()> {
+    if !file.exists() {
+        return Ok(());
+    }
+    // No journal mode or migration is applied: reading changes nothing.
+    let options = SqliteConnectOptions::new().filename(file).create_if_missing(false);
+    let names: Result<Vec<String>, sqlx::Error> = async {
+        let mut conn = options.connect().await?;
+        let names = sqlx::query_scalar("SELECT name FROM orgs").fetch_all(&mut conn).await;
+        conn.close().await?;
+        names
+    }
+    .await;
+    match names {
+        Ok(names) if names.iter().all(|name| name == hub::DEMO_ORG) => Ok(()),
+        _ => anyhow::bail!(
+            "{} is not a database an earlier demo left, so it is not deleted: pass another --db-file",
+            file.display()
+        ),
+    }
 }
 
 /// Starts the hub on `bind`, or on a free port when that one is taken
