@@ -45,7 +45,31 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(axum::middleware::map_response(json_errors::ensure_json_errors))
         .with_state(state);
-    telemetry::instrument(router)
+    let routed = telemetry::instrument(router);
+    // The suffix goes before routing, so that every route takes it.
+    Router::new().fallback_service(tower::util::MapRequest::new(routed, without_json_suffix))
+}
+
+/// Old Connec! clients append `.json` to paths (`/api/v2/{group}/people.json`,
+/// `/version.json`); the path is routed without it. `/openapi.json` is a
+/// name, not a suffix.
+fn without_json_suffix(mut request: axum::extract::Request) -> axum::extract::Request {
+    let uri = request.uri();
+    let Some(path) = uri.path().strip_suffix(".json").filter(|p| *p != "/openapi" && !p.ends_with('/')) else {
+        return request;
+    };
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    // A path cut from a valid one stays valid; if not, it is routed as sent.
+    let Ok(pq) = path_and_query.parse() else { return request };
+    parts.path_and_query = Some(pq);
+    if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+    request
 }
 
 /// A running hub: its address and how to stop it.

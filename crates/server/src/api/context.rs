@@ -69,9 +69,8 @@ impl Ctx {
     }
 }
 
-/// Looks up an entity by its URL name, accepting the `.json` suffix old clients add.
+/// Looks up an entity by its URL name.
 pub fn entity_named(name: &str) -> Result<&'static EntityDef, ApiError> {
-    let name = name.strip_suffix(".json").unwrap_or(name);
     catalog::entity(name).ok_or_else(|| ApiError::UnknownResource(name.to_string()))
 }
 

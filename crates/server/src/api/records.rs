@@ -138,7 +138,7 @@ pub async fn load(state: &AppState, ctx: &Ctx, def: &EntityDef, id: &str) -> Res
 }
 
 pub fn parse_record_id(id: &str) -> Option<Uuid> {
-    Uuid::parse_str(id.strip_suffix(".json").unwrap_or(id)).ok()
+    Uuid::parse_str(id).ok()
 }
 
 /// Renders one record keyed by its entity, with `ETag`.

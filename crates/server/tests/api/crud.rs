@@ -66,6 +66,30 @@ async fn paths_with_a_json_suffix_work() {
     let (status, list) = world.get("people.json").await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(list["people"].as_array().unwrap().len(), 1);
+    let put = world.req(Method::PUT, &format!("people/{id}.json")).json(&json!({ "people": { "last_name": "Put" } }));
+    let (status, body) = send_json(put).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Every other path of the API takes it too.
+    let (status, root) = world.hub.get(&world.app, &format!("/api/v2/{}.json", world.group)).await;
+    assert_eq!(status, StatusCode::OK, "{root}");
+    assert!(root["_links"].is_object(), "{root}");
+    let (status, feed) = world.get("changes.json?after=0").await;
+    assert_eq!(status, StatusCode::OK, "{feed}");
+    assert_eq!(feed["changes"].as_array().unwrap().len(), 2, "{feed}");
+    let (status, schema) = world.hub.get(&world.app, "/api/v2/json_schema/people.json").await;
+    assert_eq!(status, StatusCode::OK, "{schema}");
+    let (status, version) = world.hub.get(&world.app, "/version.json").await;
+    assert_eq!(status, StatusCode::OK, "{version}");
+    assert!(version["version"].is_string(), "{version}");
+    let batch = crate::support::batch_of(&world.group, "people", [json!({ "first_name": "Batched" })]);
+    let (status, answer) = send_json(world.hub.api(&world.app, Method::POST, "/batch.json").json(&batch)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["results"][0]["status"], 201, "{answer}");
+    // `/openapi.json` is the document's name, not a suffix.
+    let (status, openapi) = world.hub.get(&world.app, "/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(openapi["openapi"].is_string());
 }
 
 #[tokio::test]
