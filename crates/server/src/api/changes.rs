@@ -37,10 +37,10 @@ pub async fn feed(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&state, app, &group_id, &headers).await?;
-    let after = parse_number(q.after.as_deref(), "after", 0, i64::MAX)?;
-    let limit = parse_number(q.limit.as_deref(), "limit", 100, i64::from(MAX_LIMIT))? as u32;
+    let after = parse_number(q.after.as_deref(), "after", 0, 0..=i64::MAX)?;
+    let limit = parse_number(q.limit.as_deref(), "limit", 100, 1..=i64::from(MAX_LIMIT))? as u32;
 
-    let changes = state.store.changes(&ctx.group.org_id, after, limit.max(1)).await?;
+    let changes = state.store.changes(&ctx.group.org_id, after, limit).await?;
     let next_after = changes.last().map_or(after, |c| c.seq);
     let visible: Vec<_> = changes.into_iter().filter(|c| ctx.app.can_read(&c.entity)).collect();
 
@@ -69,9 +69,15 @@ pub async fn feed(
     Ok(json_response(StatusCode::OK, body, None))
 }
 
-fn parse_number(raw: Option<&str>, name: &str, default: i64, max: i64) -> Result<i64, ApiError> {
+fn parse_number(
+    raw: Option<&str>,
+    name: &str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, ApiError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else { return Ok(default) };
-    raw.trim().parse::<i64>().ok().filter(|n| (0..=max).contains(n)).ok_or_else(|| {
-        ApiError::bad_request("bad-query", format!("{name} must be a whole number from 0 to {max}, got {raw:?}"))
+    raw.trim().parse::<i64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+        let (min, max) = (range.start(), range.end());
+        ApiError::bad_request("bad-query", format!("{name} must be a whole number from {min} to {max}, got {raw:?}"))
     })
 }

@@ -183,6 +183,7 @@ async fn install(_: Admin, State(s): State<AppState>, body: JsonBody) -> Result<
 }
 
 async fn app_groups(_: Admin, State(s): State<AppState>, Path(app): Path<String>) -> Result<Response, ApiError> {
+    ensure_app(&s, &app).await?;
     Ok(ok(StatusCode::OK, json!({ "groups": s.store.groups_of_app(&app).await? })))
 }
 
@@ -197,12 +198,19 @@ async fn deliveries(
     Path(app): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
+    ensure_app(&s, &app).await?;
     let log = s.store.delivery_log(&app, q.limit.unwrap_or(100).min(1000)).await?;
     Ok(ok(StatusCode::OK, json!({ "deliveries": log })))
 }
 
 async fn dead_letters(_: Admin, State(s): State<AppState>, Path(app): Path<String>) -> Result<Response, ApiError> {
+    ensure_app(&s, &app).await?;
     Ok(ok(StatusCode::OK, json!({ "dead_letters": s.store.dead_letters(&app).await? })))
+}
+
+/// A 404 for an app that does not exist, rather than its empty logs.
+async fn ensure_app(s: &AppState, app: &str) -> Result<(), ApiError> {
+    s.store.get_app(app).await?.map(|_| ()).ok_or_else(|| service::no_app(app))
 }
 
 /// Queues a dead letter for sending again: the app's delivery task sends its

@@ -210,6 +210,13 @@ async fn malformed_filter_orderby_and_top_are_400s_that_say_where() {
         ("$top=abc", "bad-query"),
         ("$top=-1", "bad-query"),
     ];
+    for (path, expected) in
+        [("changes?limit=0", "limit"), ("changes?after=-1", "after"), ("changes?limit=1001", "limit")]
+    {
+        let (status, body) = world.get(path).await;
+        let error = assert_error(status, &body, 400, "bad-query");
+        assert!(error["detail"].as_str().unwrap().starts_with(expected), "{path}: {body}");
+    }
     for (query, code) in cases {
         let (status, body) = world.get(&format!("people?{query}")).await;
         let error = assert_error(status, &body, 400, code);

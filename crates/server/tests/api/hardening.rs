@@ -201,4 +201,12 @@ async fn the_platform_api_names_its_credentials_and_the_fields_it_refuses() {
     let (status, body) = send_json(hub.admin(Method::POST, "/platform/v1/apps").json(&again)).await;
     assert_error(status, &body, 409, "conflict");
     assert!(body.to_string().contains("already taken"), "{body}");
+
+    // An app that does not exist has no logs to show: 404, not empty lists.
+    for rest in ["deliveries", "dead-letters", "groups"] {
+        let (status, body) = send_json(hub.admin(Method::GET, &format!("/platform/v1/apps/app-nope/{rest}"))).await;
+        assert_error(status, &body, 404, "resource-not-found");
+        let (status, body) = send_json(hub.admin(Method::GET, &format!("{path}/{rest}"))).await;
+        assert_eq!(status, StatusCode::OK, "{rest} of a real app: {body}");
+    }
 }
