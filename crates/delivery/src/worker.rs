@@ -247,8 +247,18 @@ impl Deliverer {
     /// go up. Its records are rendered in their present state (the stored body
     /// may be older than what the receiver has since received), under a new
     /// webhook-id, and it moves no cursor.
+    /// Records of entities the app may no longer read are left out.
     async fn resend_batch(&self, app: &App) -> Result<Option<PendingBatch>, StoreError> {
-        let Some(letter) = self.store.take_resend_request(&app.id).await? else { return Ok(None) };
+        let Some(mut letter) = self.store.take_resend_request(&app.id).await? else { return Ok(None) };
+        letter.records.retain(|r| app.wants(&r.entity));
+        if letter.records.is_empty() {
+            tracing::warn!(
+                app_id = app.id,
+                resent = letter.webhook_id,
+                "a dead letter holds nothing the app still gets"
+            );
+            return Ok(None);
+        }
         let body = render_body(self.store.as_ref(), app, &letter.records).await?;
         let now = jiff::Timestamp::now();
         let batch = PendingBatch {

@@ -221,8 +221,17 @@ async fn resend(
     State(s): State<AppState>,
     Path((app, webhook_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    let no_letter = || ApiError::NotFound(format!("No dead letter {webhook_id} of app {app}"));
+    let found = s.store.get_app(&app).await?.ok_or_else(|| service::no_app(&app))?;
+    let letter = s.store.dead_letter(&app, &webhook_id).await?.ok_or_else(no_letter)?;
+    // Rights may have changed since: only what the app still gets is sent.
+    if !letter.records.iter().any(|r| found.wants(&r.entity)) {
+        return Err(ApiError::Conflict(format!(
+            "Dead letter {webhook_id} holds only entities app {app} no longer reads or subscribes to; nothing to resend"
+        )));
+    }
     if !s.store.request_resend(&app, &webhook_id).await? {
-        return Err(ApiError::NotFound(format!("No dead letter {webhook_id} of app {app}")));
+        return Err(no_letter());
     }
     Ok(ok(StatusCode::ACCEPTED, json!({ "resend": { "webhook_id": webhook_id, "queued": true } })))
 }

@@ -126,3 +126,28 @@ async fn exhausted_retries_make_a_dead_letter_the_cursor_moves_on_and_a_resend_s
     let missing = format!("/platform/v1/apps/{}/dead-letters/msg_nope/resend", s.reader.api_id);
     assert_eq!(s.hub.admin(Method::POST, &missing).send().await.unwrap().status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_dead_letter_of_an_entity_the_app_no_longer_reads_is_not_resent() {
+    let s = setup().await;
+    s.receiver.script(&[500, 500, 500, 500]);
+    s.create_org_record("Doomed").await;
+    let letter = eventually(SOON, || async { dead_letters(&s.hub, &s.reader).await.into_iter().next() }).await;
+
+    // The reader loses organizations; it keeps people.
+    let app_path = format!("/platform/v1/apps/{}", s.reader.api_id);
+    let entities = serde_json::json!([{ "entity": "people", "read": true, "write": false, "subscribe": true }]);
+    let response =
+        s.hub.admin(Method::PATCH, &app_path).json(&serde_json::json!({ "entities": entities })).send().await;
+    assert_eq!(response.unwrap().status(), StatusCode::OK);
+
+    let path = format!("{app_path}/dead-letters/{}/resend", letter["webhook_id"].as_str().unwrap());
+    let response = s.hub.admin(Method::POST, &path).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["errors"][0]["detail"].as_str().unwrap().contains("nothing to resend"), "{body}");
+
+    assert_no_more_requests(&s.receiver, 4).await;
+    let letter = dead_letters(&s.hub, &s.reader).await.into_iter().next().unwrap();
+    assert!(letter["resent_at"].is_null(), "not marked resent: {letter}");
+}
