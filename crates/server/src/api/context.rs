@@ -80,7 +80,22 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if !configured.is_empty() {
         return configured.to_string();
     }
-    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    // Both come from the client: only a plain host[:port] and http or https
+    // make it into the links. `public_url` is the setting for production.
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| is_plain_authority(h))
+        .unwrap_or("localhost");
+    let scheme = match headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
     format!("{scheme}://{host}")
+}
+
+/// `host` or `host:port`, with no user info, path or other delimiter.
+fn is_plain_authority(text: &str) -> bool {
+    let parsed = text.parse::<axum::http::uri::Authority>();
+    parsed.is_ok_and(|a| !text.contains('@') && a.as_str() == text)
 }

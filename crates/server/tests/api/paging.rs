@@ -174,3 +174,24 @@ async fn updated_at_filters_compare_as_instants() {
         assert_eq!(body["people"].as_array().unwrap().len(), expected, "{filter} with updated_at {created}");
     }
 }
+
+#[tokio::test]
+async fn next_links_take_only_a_plain_host_and_http_or_https_from_the_request() {
+    let world = World::new().await;
+    import(&world, (0..3).map(|i| json!({ "first_name": format!("P{i}") })).collect()).await;
+    let next_with = |host: &'static str, proto: &'static str| {
+        let request = world.req(Method::GET, "people?$top=1").header("host", host).header("x-forwarded-proto", proto);
+        async move {
+            let (status, page) = send_json(request).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            page["pagination"]["next"].as_str().unwrap().to_string()
+        }
+    };
+
+    let next = next_with("hub.example:8443", "https").await;
+    assert!(next.starts_with("https://hub.example:8443/api/v2/"), "{next}");
+    let next = next_with("evil.example/phish?x=", "javascript").await;
+    assert!(next.starts_with("http://localhost/api/v2/"), "{next}");
+    let next = next_with("user@evil.example", "http").await;
+    assert!(next.starts_with("http://localhost/api/v2/"), "{next}");
+}
