@@ -179,7 +179,14 @@ pub async fn install(config: &Config, args: InstallArgs) -> anyhow::Result<()> {
 pub fn parse_entities(spec: &str) -> anyhow::Result<Vec<EntityAccess>> {
     let mut out = Vec::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (entity, rights) = item.split_once(':').unwrap_or((item, "r"));
+        let Some((entity, rights)) = item.split_once(':') else {
+            anyhow::bail!(
+                "in {item:?}: give the rights after a colon, such as {item}:rws (r read, w write, s subscribe)"
+            );
+        };
+        if rights.is_empty() {
+            anyhow::bail!("in {item:?}: no rights given; use r (read), w (write), s (subscribe)");
+        }
         if let Some(bad) = rights.chars().find(|c| !"rws".contains(*c)) {
             anyhow::bail!("in {item:?}: {bad:?} is not a right; use r (read), w (write), s (subscribe)");
         }
@@ -191,4 +198,29 @@ pub fn parse_entities(spec: &str) -> anyhow::Result<Vec<EntityAccess>> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_entities;
+
+    #[test]
+    fn entities_take_their_rights_after_a_colon() {
+        let parsed = parse_entities("people:rws, items:r,invoices:w").unwrap();
+        let rights: Vec<_> = parsed.iter().map(|a| (a.entity.as_str(), a.read, a.write, a.subscribe)).collect();
+        assert_eq!(
+            rights,
+            [("people", true, true, true), ("items", true, false, false), ("invoices", false, true, false)]
+        );
+        assert!(parse_entities("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn entities_without_rights_or_with_unknown_ones_are_refused() {
+        for (spec, says) in [("people", "after a colon"), ("people:", "no rights"), ("people:rx", "'x' is not a right")]
+        {
+            let error = parse_entities(spec).unwrap_err().to_string();
+            assert!(error.contains(says), "{spec}: {error}");
+        }
+    }
 }

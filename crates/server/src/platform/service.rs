@@ -121,6 +121,11 @@ fn check_entities(entities: &[EntityAccess]) -> Vec<FieldError> {
         } else if !seen.insert(access.entity.as_str()) {
             errors.push(FieldError::new(path, format!("{:?} is listed twice; give its rights once", access.entity)));
         }
+        // Webhooks carry records, so they only go to apps that may read them.
+        if access.subscribe && !access.read {
+            let why = "subscribing needs read too: webhooks only carry what the app may read";
+            errors.push(FieldError::new(format!("entities/{i}/subscribe"), why));
+        }
     }
     errors
 }

@@ -186,6 +186,9 @@ async fn the_platform_api_names_its_credentials_and_the_fields_it_refuses() {
     let app = json!({ "name": "x", "provider": "typed", "entities": [{ "entity": "people", "read": "yes" }] });
     let (status, body) = send_json(hub.admin(Method::POST, "/platform/v1/apps").json(&app)).await;
     assert_invalid_at(status, &body, "entities/0/read");
+    let app = json!({ "name": "x", "provider": "deaf", "entities": [{ "entity": "people", "read": false, "write": true, "subscribe": true }] });
+    let (status, body) = send_json(hub.admin(Method::POST, "/platform/v1/apps").json(&app)).await;
+    assert_invalid_at(status, &body, "entities/0/subscribe");
 
     let app = hub.create_app("taken", &[("people", "rw")], None).await;
     let path = format!("/platform/v1/apps/{}", app.api_id);

@@ -128,18 +128,18 @@ async fn only_entities_read_and_subscribed_are_sent() {
     let receiver = Receiver::start().await;
     let writer = hub.create_app("writer", &[("organizations", "rw"), ("people", "rw"), ("items", "rw")], None).await;
     let reader = hub
-        .create_app("reader", &[("organizations", "r"), ("items", "s"), ("people", "rs")], Some(&receiver.url))
+        .create_app("reader", &[("organizations", "r"), ("items", "w"), ("people", "rs")], Some(&receiver.url))
         .await;
     let group = hub.install(&writer, &org).await;
     hub.install(&reader, &org).await;
 
     let readable_only = create(&hub, &writer, &group, "organizations", json!({ "name": "Not subscribed" })).await;
-    let subscribed_only = create(&hub, &writer, &group, "items", json!({ "name": "Not readable" })).await;
+    let write_only = create(&hub, &writer, &group, "items", json!({ "name": "Not readable" })).await;
     let wanted = create(&hub, &writer, &group, "people", json!({ "first_name": "Grace", "last_name": "Hopper" })).await;
 
     wait_for_record(&receiver, &wanted).await;
     let got: Vec<(String, String)> = receiver.records().iter().map(|(e, r)| (e.clone(), hub_id(r))).collect();
-    assert_eq!(got, vec![("people".to_string(), wanted)], "only people; not {readable_only} nor {subscribed_only}");
+    assert_eq!(got, vec![("people".to_string(), wanted)], "only people; not {readable_only} nor {write_only}");
     for request in receiver.received() {
         let body = request.json();
         assert!(body.get("organizations").is_none() && body.get("items").is_none(), "{body}");
