@@ -91,7 +91,10 @@ fn list_query(ctx: &Ctx, def: &EntityDef, params: &BTreeMap<String, String>) -> 
     let filter = match params.get("$filter").filter(|f| !f.trim().is_empty()) {
         None => None,
         Some(f) => {
-            Some(filter::parse_filter(f).map_err(|e| ApiError::bad_request("bad-filter", format!("$filter {e}")))?)
+            let expr =
+                filter::parse_filter(f).map_err(|e| ApiError::bad_request("bad-filter", format!("$filter {e}")))?;
+            refuse_reader_fields(&expr)?;
+            Some(expr)
         }
     };
     let order_by = match params.get("$orderby").filter(|f| !f.trim().is_empty()) {
@@ -101,6 +104,24 @@ fn list_query(ctx: &Ctx, def: &EntityDef, params: &BTreeMap<String, String>) -> 
         }
     };
     Ok(ListQuery { org_id: ctx.group.org_id.clone(), entity: def.name.to_string(), filter, order_by, top, skip })
+}
+
+/// Fields every record of a list shows alike, made for the reader rather
+/// than stored: a filter on them would match all or nothing, so it is refused.
+fn refuse_reader_fields(expr: &filter::Expr) -> Result<(), ApiError> {
+    match expr {
+        filter::Expr::And(a, b) | filter::Expr::Or(a, b) => refuse_reader_fields(a).and(refuse_reader_fields(b)),
+        filter::Expr::Not(inner) => refuse_reader_fields(inner),
+        filter::Expr::Compare { field, .. } => match field.0.as_slice() {
+            [name] if ["group_id", "channel_id", "resource_type"].contains(&name.as_str()) => {
+                Err(ApiError::bad_request(
+                    "bad-filter",
+                    format!("$filter: {name} is the same on every record of a list and cannot be filtered on"),
+                ))
+            }
+            _ => Ok(()),
+        },
+    }
 }
 
 fn next_url(ctx: &Ctx, def: &EntityDef, params: &BTreeMap<String, String>, skip: u64) -> String {
