@@ -34,6 +34,32 @@ async fn new_lines_in_a_put_recompute_the_amount() {
 }
 
 #[tokio::test]
+async fn a_read_changed_and_written_back_invoice_gets_totals_of_its_new_lines() {
+    let world = World::new().await;
+    let lines = json!([
+        { "quantity": 1, "unit_price": { "net_amount": "10.00" } },
+        { "quantity": 2, "unit_price": { "net_amount": "0.50" }, "total_price": { "net_amount": "0.90" } }
+    ]);
+    let invoice = world.create("invoices", json!({ "type": "CUSTOMER", "lines": lines })).await;
+    assert_eq!(invoice["amount"]["net_amount"].to_string(), "10.90");
+
+    // What a client does: read, change the first line's quantity, send it all back.
+    let path = format!("invoices/{}", id_of(&invoice));
+    let (_, read) = world.get(&path).await;
+    let mut sent = read["invoices"].clone();
+    sent["lines"][0]["quantity"] = json!(3);
+    let sent = json!({ "lines": sent["lines"], "amount": sent["amount"] });
+    let (status, body) = world.put(&path, "invoices", sent).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let written = &body["invoices"];
+    assert_eq!(written["lines"][0]["total_price"]["net_amount"].to_string(), "30.00", "{written}");
+    // The second line's total was the client's own (a discount): it stays.
+    assert_eq!(written["lines"][1]["total_price"]["net_amount"].to_string(), "0.90", "{written}");
+    assert_eq!(written["amount"]["net_amount"].to_string(), "30.90", "{written}");
+}
+
+#[tokio::test]
 async fn a_total_too_large_for_a_decimal_is_a_422_and_stores_nothing() {
     let world = World::new().await;
     let max = "79228162514264337593543950335";

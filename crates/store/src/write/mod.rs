@@ -289,7 +289,7 @@ async fn check_link<T: WriteTx + ?Sized>(
 fn next_state(
     op: &WriteOp,
     old: &StoredRecord,
-    patch: Map<String, Value>,
+    mut patch: Map<String, Value>,
     now: jiff::Timestamp,
 ) -> Result<Option<(StoredRecord, ChangeKind)>, WriteError> {
     if op.archive {
@@ -300,6 +300,7 @@ fn next_state(
         return Ok(Some((record, ChangeKind::Archived)));
     }
 
+    totals::forget_echoed_totals(op.entity, &old.data, &mut patch);
     let mut data = old.data.as_object().cloned().unwrap_or_default();
     // New lines make the old amount stale: unless the same write sends an
     // amount, it is computed again from the new lines.

@@ -1,7 +1,8 @@
 //! Amounts of transactions computed from their lines, in exact decimal arithmetic.
 //!
 //! Rules, applied only where the client left a value out (a value it sent is never
-//! overwritten; a `null` counts as left out):
+//! overwritten; a `null` counts as left out, and so does a total it sent back
+//! unchanged after changing the line it came from: see [`echo`]):
 //! * a line with `quantity` and `unit_price/{kind}` gets `total_price/{kind}` =
 //!   quantity x unit price, for each kind of `net_amount`, `total_amount`,
 //!   `tax_amount`; `tax_rate` and `currency` are copied from the unit price;
@@ -14,8 +15,12 @@
 //! beyond it (`1.000 x 0.99` is `0.99`, `2 x 0.50` is `1.00`, `2.5 x 1.99` is
 //! `4.975`); a sum keeps the largest scale of its terms (`0.10 + 0.20` is `0.30`).
 
+mod echo;
+
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
+
+pub use echo::forget_echoed_totals;
 
 use crate::catalog::EntityDef;
 use crate::schema::decimal_to_json;
