@@ -18,7 +18,7 @@ use sharehub_store::App;
 
 use super::context::Ctx;
 use super::idempotency::{self, Replayable};
-use super::records::{self, list_page, load, outcome_status, write_op};
+use super::records::{self, find_singleton, list_page, load, outcome_status, write_op};
 use crate::error::ApiError;
 use crate::extract::{parse_json_as, CallerApp, JsonBytes};
 use crate::state::AppState;
@@ -163,8 +163,13 @@ impl<'a> Runner<'a> {
     async fn read(&self, ctx: usize, target: &OpTarget) -> Result<Answer, ApiError> {
         let ctx = &self.contexts[ctx];
         let def = ctx.readable(&target.entity)?;
-        if let Some(id) = &target.id {
-            let record = load(self.state, ctx, def, id).await?;
+        let one = match &target.id {
+            Some(id) => Some(load(self.state, ctx, def, id).await?),
+            // The singleton's collection path names its one record, as a plain GET does.
+            None if def.singleton => Some(find_singleton(self.state, ctx, def).await?),
+            None => None,
+        };
+        if let Some(record) = one {
             let rendered =
                 render_records(self.state.store.as_ref(), &ctx.group.org_id, &ctx.viewer(), &[record]).await?;
             return Ok(Answer::Done(StatusCode::OK, json!({ def.name: rendered.into_iter().next() })));

@@ -133,9 +133,14 @@ fn next_url(ctx: &Ctx, def: &EntityDef, params: &BTreeMap<String, String>, skip:
 }
 
 async fn get_singleton(state: &AppState, ctx: &Ctx, def: &'static EntityDef) -> Result<Response, ApiError> {
-    let record = state.store.find_singleton(&ctx.group.org_id, def.name).await?;
-    let record = record.ok_or_else(|| ApiError::NotFound(format!("No {} in {} yet", def.name, ctx.group.id)))?;
+    let record = find_singleton(state, ctx, def).await?;
     one_record_response(state, ctx, def, StatusCode::OK, &record).await
+}
+
+/// The organization's one record of a singleton entity, or a 404.
+pub async fn find_singleton(state: &AppState, ctx: &Ctx, def: &'static EntityDef) -> Result<StoredRecord, ApiError> {
+    let record = state.store.find_singleton(&ctx.group.org_id, def.name).await?;
+    record.ok_or_else(|| ApiError::NotFound(format!("No {} in {} yet", def.name, ctx.group.id)))
 }
 
 /// `GET /api/v2/{group}/{entity}/{id}`.

@@ -199,6 +199,13 @@ async fn the_company_singleton_reads_and_writes_one_record() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read["company"]["name"], "Acme");
     assert_eq!(read["company"]["currency"], "EUR");
+
+    // In a batch, its path answers the one record too.
+    let ops = json!({ "ops": [{ "method": "get", "url": format!("/api/v2/{}/company", world.group) }] });
+    let (status, answer) = send_json(world.hub.api(&world.app, Method::POST, "/batch").json(&ops)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["results"][0]["status"], 200, "{answer}");
+    assert_eq!(answer["results"][0]["body"]["company"]["name"], "Acme", "{answer}");
 }
 
 #[tokio::test]
