@@ -57,6 +57,9 @@ pub struct Config {
     pub batch_max_ops: usize,
     /// How long an `Idempotency-Key` answer is replayed, in hours.
     pub idempotency_hours: u32,
+    /// Requests per second each app may make to one hub process (a burst of
+    /// as many is allowed), then 429 with `Retry-After`; 0 for no limit.
+    pub rate_limit_per_app: u32,
     /// `text` or `json` logs.
     pub log_format: String,
     pub delivery: DeliveryConfig,

@@ -33,7 +33,18 @@ pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<App, 
         return Err(ApiError::Unauthorized);
     }
     tracing::Span::current().record("app_id", app.id.as_str());
+    check_rate(state, &app.id)?;
     Ok(app)
+}
+
+/// A 429 once an app is over its rate, saying when to come back.
+fn check_rate(state: &AppState, app_id: &str) -> Result<(), ApiError> {
+    let Some(limits) = &state.rate_limits else { return Ok(()) };
+    let app_id = app_id.to_string();
+    limits.check_key(&app_id).map_err(|not_until| {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        ApiError::TooManyRequests { retry_after_secs: wait.as_secs() + 1 }
+    })
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {

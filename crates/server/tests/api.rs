@@ -20,6 +20,8 @@ mod external_ids;
 mod hardening;
 #[path = "api/paging.rs"]
 mod paging;
+#[path = "api/rate_limits.rs"]
+mod rate_limits;
 #[path = "api/tenancy.rs"]
 mod tenancy;
 #[path = "api/versions.rs"]
