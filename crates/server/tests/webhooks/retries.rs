@@ -147,9 +147,13 @@ async fn updates_made_while_a_failed_batch_waits_for_its_retry_never_overtake_it
     }
     let record = wait_for_version(&s.receiver, &id, last).await;
     assert_eq!(record["name"], "v6");
+    // The failed message is settled too (retried, or overtaken and retried later).
+    let log = logged_attempts(&s.hub, &s.reader, &failed[0].webhook_id(), 2).await;
+    assert_eq!(log[1]["outcome"], "delivered", "{log:?}");
 
     let seen = versions_of(&s.receiver, &id);
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "an older version after a newer one: {seen:?}");
+    assert_eq!(seen.last(), Some(&last), "the newest version last: {seen:?}");
     let received = s.receiver.received();
     assert_eq!(received[1].webhook_id(), failed[0].webhook_id(), "the retry is the next request: {seen:?}");
     assert_eq!(received[1].body, failed[0].body);
