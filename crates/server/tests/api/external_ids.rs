@@ -158,7 +158,10 @@ async fn linking_an_external_id_that_names_another_record_is_a_409_and_changes_n
     }
 
     let (_, bob_now) = world.get(&format!("people/{bob_id}")).await;
-    assert_eq!((bob_now["people"]["first_name"].as_str(), bob_now["people"]["version"].as_i64()), (Some("Bob"), Some(1)));
+    assert_eq!(
+        (bob_now["people"]["first_name"].as_str(), bob_now["people"]["version"].as_i64()),
+        (Some("Bob"), Some(1))
+    );
     assert_eq!(world.feed().await, feed_before, "no change logged");
     // crm-7 still names Ann.
     let (status, upserted) = world.post("people", json!({ "id": world.own("crm-7"), "last_name": "Lee" })).await;

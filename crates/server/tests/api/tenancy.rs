@@ -114,7 +114,14 @@ async fn the_change_feed_hides_entities_the_app_may_not_read_and_pages_past_them
     let narrow = world.hub.create_app("narrow", &[("people", "rw")], None).await;
     let group = world.hub.install(&narrow, &world.org).await;
     // seq:            1        2        3        4        5        6
-    let writes = [("items", "Widget"), ("people", "Ann"), ("items", "Gadget"), ("items", "Gizmo"), ("people", "Bob"), ("items", "Doohickey")];
+    let writes = [
+        ("items", "Widget"),
+        ("people", "Ann"),
+        ("items", "Gadget"),
+        ("items", "Gizmo"),
+        ("people", "Bob"),
+        ("items", "Doohickey"),
+    ];
     let mut people = Vec::new();
     for (entity, name) in writes {
         let field = if entity == "people" { "first_name" } else { "name" };
@@ -126,8 +133,12 @@ async fn the_change_feed_hides_entities_the_app_may_not_read_and_pages_past_them
 
     let (status, all) = world.hub.get(&narrow, &format!("/api/v2/{group}/changes?after=0")).await;
     assert_eq!(status, StatusCode::OK, "{all}");
-    let seen: Vec<(&str, &str)> =
-        all["changes"].as_array().unwrap().iter().map(|c| (c["entity"].as_str().unwrap(), c["id"].as_str().unwrap())).collect();
+    let seen: Vec<(&str, &str)> = all["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["entity"].as_str().unwrap(), c["id"].as_str().unwrap()))
+        .collect();
     assert_eq!(seen, [("people", people[0].as_str()), ("people", people[1].as_str())], "{all}");
     assert_eq!((all["next_after"].as_i64(), all["has_more"].as_bool()), (Some(6), Some(false)), "{all}");
     for item in ["Widget", "Gadget", "Gizmo", "Doohickey"] {
