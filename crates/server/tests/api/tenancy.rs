@@ -113,7 +113,7 @@ async fn the_change_feed_hides_entities_the_app_may_not_read_and_pages_past_them
     let world = World::new().await;
     let narrow = world.hub.create_app("narrow", &[("people", "rw")], None).await;
     let group = world.hub.install(&narrow, &world.org).await;
-    // seq:            1        2        3        4        5        6
+    // Seqs 1 to 6; the people are 2 and 5.
     let writes = [
         ("items", "Widget"),
         ("people", "Ann"),
