@@ -12,6 +12,9 @@ mod content;
 #[path = "webhooks/endpoints.rs"]
 mod endpoints;
 
+#[path = "webhooks/outbox.rs"]
+mod outbox;
+
 #[path = "webhooks/retries.rs"]
 mod retries;
 

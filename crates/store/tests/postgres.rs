@@ -377,9 +377,17 @@ async fn the_feed_has_no_gaps_under_concurrent_writers() {
             }
         }
 
+        // A change that never shows up (a writer failed, a commit was lost)
+        // fails the test at the deadline instead of hanging it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let mut cursor = 0;
         while cursor < 30 {
-            for change in t.store.changes(&t.org.id, cursor, 100).await.unwrap() {
+            assert!(tokio::time::Instant::now() < deadline, "the feed stopped at seq {cursor} of 30");
+            let changes = t.store.changes(&t.org.id, cursor, 100).await.unwrap();
+            if changes.is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            for change in changes {
                 assert_eq!(change.seq, cursor + 1, "a gap in the feed");
                 cursor = change.seq;
             }

@@ -219,3 +219,41 @@ async fn text_with_accents_cjk_and_emoji_round_trips_byte_for_byte() {
     let needle = serde_json::to_string(name).unwrap().into_bytes();
     assert!(raw.windows(needle.len()).any(|w| w == needle.as_slice()), "{}", String::from_utf8_lossy(&raw));
 }
+
+#[tokio::test]
+async fn a_free_form_entity_round_trips_whatever_fields_it_is_sent() {
+    // `events` has no JSON Schema in the catalogue: any object is stored as sent.
+    let world = World::new().await;
+    let app = world.hub.create_app("tickets", &[("events", "rw")], None).await;
+    let group = world.hub.install(&app, &world.org).await;
+    let fields = json!({
+        "title": "Jazz à Juan 🎷",
+        "seats": 350,
+        "price": 42.5,
+        "sold_out": false,
+        "tags": ["music", "outdoor"],
+        "venue": { "city": "Antibes", "geo": { "lat": 43.58, "lng": 7.12 } }
+    });
+
+    let (status, created) = world.hub.post(&app, &group, "events", fields.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["events"]["id"].as_str().expect("hub id").to_string();
+    let (status, read) = world.hub.get(&app, &format!("/api/v2/{group}/events/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    for (name, value) in fields.as_object().unwrap() {
+        assert_eq!(&read["events"][name], value, "{name} in {read}");
+    }
+    assert_eq!(read["events"]["resource_type"], "events");
+
+    let path = format!("/api/v2/{group}/events/{id}");
+    let update = json!({ "events": { "seats": 400, "venue": { "stage": "Pinède" } } });
+    let (status, updated) = send_json(world.hub.api(&app, Method::PUT, &path).json(&update)).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    let (_, read) = world.hub.get(&app, &path).await;
+    assert_eq!(read["events"]["seats"], 400);
+    assert_eq!(read["events"]["venue"]["stage"], "Pinède");
+    assert_eq!(read["events"]["venue"]["geo"], fields["venue"]["geo"], "merged, not replaced: {read}");
+    assert_eq!(read["events"]["version"], 2);
+    let (_, list) = world.hub.get(&app, &format!("/api/v2/{group}/events")).await;
+    assert_eq!(list["events"].as_array().map(Vec::len), Some(1), "{list}");
+}

@@ -1,10 +1,11 @@
 //! Upserts by external id, smart merge by matching fields, linking, and
 //! external ids that stay apart across apps and organizations.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::World;
+use crate::common::AppCreds;
+use crate::support::{assert_error, send_json, World};
 
 #[tokio::test]
 async fn a_post_with_the_callers_own_id_upserts_one_record() {
@@ -149,4 +150,80 @@ async fn a_realm_over_255_characters_is_refused_at_install() {
     let (status, answer) =
         crate::support::send_json(world.hub.admin(reqwest::Method::POST, "/platform/v1/groups").json(&body)).await;
     crate::support::assert_invalid_at(status, &answer, "realm");
+}
+
+#[tokio::test]
+async fn two_apps_sharing_a_realm_keep_their_external_ids_apart() {
+    // One account ("shared") seen by two apps: an external id is the app's,
+    // not the realm's, so the same "1001" names two different records.
+    let world = World::new().await;
+    let (a, b) = (
+        world.hub.create_app("shop-a", &[("people", "rw")], None).await,
+        world.hub.create_app("shop-b", &[("people", "rw")], None).await,
+    );
+    let group_a = world.hub.install_with(&a, &world.org, Some("shared")).await;
+    let group_b = world.hub.install_with(&b, &world.org, Some("shared")).await;
+    let own = |app: &AppCreds| json!([{ "provider": app.provider, "realm": "shared", "id": "1001" }]);
+
+    let (status, from_a) = world.hub.post(&a, &group_a, "people", json!({ "id": own(&a), "first_name": "Ann" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{from_a}");
+    let (status, from_b) = world.hub.post(&b, &group_b, "people", json!({ "id": own(&b), "first_name": "Bob" })).await;
+    assert_eq!(status, StatusCode::CREATED, "B's 1001 is a new record, not A's: {from_b}");
+    let (id_a, id_b) = (from_a["people"]["id"].as_str().unwrap(), from_b["people"]["id"].as_str().unwrap());
+    assert_ne!(id_a, id_b);
+    assert_eq!(world.list_all("people").await.len(), 2);
+
+    // Each app reads its own record, in its own view, with only its own entry.
+    let read = |app: &AppCreds, group: &str, id: &str| {
+        let path = format!("/api/v2/{group}/people/{id}");
+        send_json(world.hub.api(app, Method::GET, &path).header("connec-external-ids", "true"))
+    };
+    let (status, a_view) = read(&a, &group_a, id_a).await;
+    assert_eq!(status, StatusCode::OK, "{a_view}");
+    assert_eq!((a_view["people"]["first_name"].as_str(), a_view["people"]["version"].as_i64()), (Some("Ann"), Some(1)));
+    assert_eq!(own_entries(&a_view["people"]), vec![own(&a)[0].clone()], "{a_view}");
+    let (status, b_view) = read(&b, &group_b, id_b).await;
+    assert_eq!(status, StatusCode::OK, "{b_view}");
+    assert_eq!((b_view["people"]["first_name"].as_str(), b_view["people"]["version"].as_i64()), (Some("Bob"), Some(1)));
+    assert_eq!(own_entries(&b_view["people"]), vec![own(&b)[0].clone()], "{b_view}");
+
+    // And each app's id still upserts its own record.
+    let (status, again) = world.hub.post(&b, &group_b, "people", json!({ "id": own(&b), "last_name": "Lee" })).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["people"]["id"], id_b);
+    let (_, a_view) = read(&a, &group_a, id_a).await;
+    assert_eq!(a_view["people"]["version"], 1, "A's record untouched: {a_view}");
+    assert!(a_view["people"].get("last_name").is_none(), "{a_view}");
+}
+
+/// The entries of a record's id array other than the hub's own.
+fn own_entries(record: &Value) -> Vec<Value> {
+    let entries = record["id"].as_array().unwrap_or_else(|| panic!("an id array in {record}"));
+    entries.iter().filter(|e| e["provider"] != "connec").cloned().collect()
+}
+
+#[tokio::test]
+async fn linking_an_external_id_that_names_another_record_is_a_409_and_changes_nothing() {
+    let world = World::new().await;
+    let ann = world.create("people", json!({ "id": world.own("crm-7"), "first_name": "Ann" })).await;
+    let bob = world.create("people", json!({ "first_name": "Bob" })).await;
+    let bob_id = bob["id"].as_str().unwrap();
+    let feed_before = world.feed().await;
+
+    // crm-7 is Ann's: it cannot also name Bob, neither alone nor with changes.
+    for body in [json!({ "id": world.own("crm-7") }), json!({ "id": world.own("crm-7"), "first_name": "Robert" })] {
+        let (status, answer) = world.put(&format!("people/{bob_id}"), "people", body).await;
+        assert_error(status, &answer, 409, "conflict");
+    }
+
+    let (_, bob_now) = world.get(&format!("people/{bob_id}")).await;
+    assert_eq!(
+        (bob_now["people"]["first_name"].as_str(), bob_now["people"]["version"].as_i64()),
+        (Some("Bob"), Some(1))
+    );
+    assert_eq!(world.feed().await, feed_before, "no change logged");
+    // crm-7 still names Ann.
+    let (status, upserted) = world.post("people", json!({ "id": world.own("crm-7"), "last_name": "Lee" })).await;
+    assert_eq!(status, StatusCode::OK, "{upserted}");
+    assert_eq!(upserted["people"]["id"], ann["id"]);
 }

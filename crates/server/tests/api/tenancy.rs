@@ -107,3 +107,61 @@ async fn an_app_that_may_write_but_not_read_gets_no_fields_back_from_its_writes(
     assert_eq!(answer["version"], 2, "{body}");
     assert!(answer.get("first_name").is_none() && answer.get("job_title").is_none(), "{body}");
 }
+
+#[tokio::test]
+async fn the_change_feed_hides_entities_the_app_may_not_read_and_pages_past_them() {
+    let world = World::new().await;
+    let narrow = world.hub.create_app("narrow", &[("people", "rw")], None).await;
+    let group = world.hub.install(&narrow, &world.org).await;
+    // Seqs 1 to 6; the people are 2 and 5.
+    let writes = [
+        ("items", "Widget"),
+        ("people", "Ann"),
+        ("items", "Gadget"),
+        ("items", "Gizmo"),
+        ("people", "Bob"),
+        ("items", "Doohickey"),
+    ];
+    let mut people = Vec::new();
+    for (entity, name) in writes {
+        let field = if entity == "people" { "first_name" } else { "name" };
+        let record = world.create(entity, json!({ field: name })).await;
+        if entity == "people" {
+            people.push(record["id"].as_str().unwrap().to_string());
+        }
+    }
+
+    let (status, all) = world.hub.get(&narrow, &format!("/api/v2/{group}/changes?after=0")).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let seen: Vec<(&str, &str)> = all["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["entity"].as_str().unwrap(), c["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [("people", people[0].as_str()), ("people", people[1].as_str())], "{all}");
+    assert_eq!((all["next_after"].as_i64(), all["has_more"].as_bool()), (Some(6), Some(false)), "{all}");
+    for item in ["Widget", "Gadget", "Gizmo", "Doohickey"] {
+        assert!(!all.to_string().contains(item), "an item leaked into the feed: {all}");
+    }
+
+    // Two at a time: a page of hidden changes is empty but still moves the cursor.
+    let mut pages = Vec::new();
+    let mut after = 0;
+    loop {
+        let (status, page) = world.hub.get(&narrow, &format!("/api/v2/{group}/changes?after={after}&limit=2")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let ids: Vec<String> =
+            page["changes"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+        let next = page["next_after"].as_i64().unwrap();
+        assert!(next > after, "the cursor did not move: {page}");
+        pages.push((ids, next));
+        after = next;
+        if !page["has_more"].as_bool().unwrap() {
+            break;
+        }
+        assert!(pages.len() < 10, "paging does not end: {pages:?}");
+    }
+    let expected = vec![(vec![people[0].clone()], 2), (vec![], 4), (vec![people[1].clone()], 6)];
+    assert_eq!(pages, expected);
+}

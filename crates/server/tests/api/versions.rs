@@ -164,3 +164,29 @@ async fn an_idempotency_key_on_the_company_put_replays_and_refuses_another_body(
     let (_, read) = world.get("company").await;
     assert_eq!(read["company"]["name"], "Acme");
 }
+
+#[tokio::test]
+async fn an_idempotency_key_is_per_app_and_never_replays_another_apps_answer() {
+    let world = World::new().await;
+    let other = world.hub.create_app("other", &[("people", "rw")], None).await;
+    let other_group = world.hub.install(&other, &world.org).await;
+
+    let mine = world.req(Method::POST, "people").header("idempotency-key", "k-shared");
+    let (status, headers, raw) = send_raw(mine.json(&json!({ "people": { "first_name": "Mine" } }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&raw));
+    assert!(headers.get("idempotent-replayed").is_none());
+
+    // The same key from another app is a new request of that app: written, not
+    // replayed, not refused as a reuse.
+    let theirs = world.hub.api(&other, Method::POST, &format!("/api/v2/{other_group}/people"));
+    let theirs = theirs.header("idempotency-key", "k-shared").json(&json!({ "people": { "first_name": "Theirs" } }));
+    let (status, headers, raw) = send_raw(theirs).await;
+    let body: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(headers.get("idempotent-replayed").is_none(), "{body}");
+    assert_eq!(body["people"]["first_name"], "Theirs");
+    let mut names: Vec<String> =
+        world.list_all("people").await.iter().map(|p| p["first_name"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["Mine", "Theirs"]);
+}

@@ -37,7 +37,7 @@ pub struct TestApp {
     pub config: Config,
     running: Option<Running>,
     // Declared after `running` so the hub goes before its database.
-    _db: Database,
+    db: Database,
 }
 
 /// The database behind one [`TestApp`]; removed when dropped.
@@ -141,7 +141,7 @@ impl TestApp {
         adjust(&mut config);
         let running = start(&config).await;
         let base = format!("http://{}", running.addr);
-        Self { base, client: reqwest::Client::new(), config, running: Some(running), _db: db }
+        Self { base, client: reqwest::Client::new(), config, running: Some(running), db }
     }
 
     /// Stops the hub (finishing requests in flight) and starts it again on the same database.
@@ -160,6 +160,15 @@ impl TestApp {
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await;
+        }
+    }
+
+    /// The hub's database as its owner, for tests that reach behind the hub:
+    /// the SQLite file, or the PostgreSQL database as the superuser.
+    pub fn database_owner_url(&self) -> String {
+        match &self.db {
+            Database::Sqlite(_) => self.config.database_url.clone(),
+            Database::Postgres(pg) => pg.0.admin_url.clone(),
         }
     }
 
@@ -210,9 +219,14 @@ impl TestApp {
     }
 
     pub async fn install(&self, app: &AppCreds, org: &str) -> String {
+        self.install_with(app, org, None).await
+    }
+
+    /// Installs `app` in `org` as the account `realm` (default: the group id).
+    pub async fn install_with(&self, app: &AppCreds, org: &str, realm: Option<&str>) -> String {
         let body: Value = self
             .admin(Method::POST, "/platform/v1/groups")
-            .json(&json!({ "app_id": app.api_id, "org_id": org }))
+            .json(&json!({ "app_id": app.api_id, "org_id": org, "realm": realm }))
             .send()
             .await
             .unwrap()

@@ -83,13 +83,21 @@ async fn one_post_carries_several_entities_and_both_organizations_each_with_the_
 
 #[tokio::test]
 async fn many_writes_arrive_in_few_posts_of_at_most_batch_records_each_in_commit_order() {
-    let s = setup_with(|c| c.delivery.batch_records = 5).await;
-    set_endpoint_enabled(&s.hub, &s.reader, false).await;
+    // No delivery worker runs while the writes are made, so all twelve wait
+    // in the log when it starts. (Disabling the endpoint instead left a race:
+    // a step that had read the app just before the PATCH could still send
+    // the first one to four writes as a batch of their own.)
+    let mut s = setup_with(|c| {
+        c.delivery.batch_records = 5;
+        c.delivery.enabled = false;
+    })
+    .await;
     let mut ids = Vec::new();
     for i in 0..12 {
         ids.push(s.create_org_record(&format!("Batched {i}")).await);
     }
-    set_endpoint_enabled(&s.hub, &s.reader, true).await;
+    s.hub.config.delivery.enabled = true;
+    s.hub.restart().await;
     wait_for_record(&s.receiver, ids.last().unwrap()).await;
 
     let sizes: Vec<usize> = s.receiver.received().iter().map(|r| r.records().len()).collect();

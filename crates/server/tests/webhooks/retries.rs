@@ -1,8 +1,11 @@
 //! Failures and recovery: retries keep the message, restarts lose nothing,
 //! versions never go back, exhausted batches become dead letters.
 
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use sharehub_delivery::schedule::RetrySchedule;
 
 use crate::common::eventually;
 use crate::support::*;
@@ -150,4 +153,51 @@ async fn a_dead_letter_of_an_entity_the_app_no_longer_reads_is_not_resent() {
     assert_no_more_requests(&s.receiver, 4).await;
     let letter = dead_letters(&s.hub, &s.reader).await.into_iter().next().unwrap();
     assert!(letter["resent_at"].is_null(), "not marked resent: {letter}");
+}
+
+#[tokio::test]
+async fn updates_made_while_a_failed_batch_waits_for_its_retry_never_overtake_it() {
+    // A retry a second away, and the worker woken every 100 ms (the poll)
+    // meanwhile: each wake finds the failed batch pending and newer versions
+    // of its record in the log, and must still wait for the retry.
+    let s = setup_with(|c| c.delivery.retry_schedule = "1s,1s,1s".into()).await;
+    s.receiver.script(&[500]);
+    let id = s.create_org_record("v1").await;
+    let failed = wait_for_requests(&s.receiver, 1).await;
+
+    let mut last = 1;
+    for i in 2..=6 {
+        last = s.rename(&id, &format!("v{i}")).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let record = wait_for_version(&s.receiver, &id, last).await;
+    assert_eq!(record["name"], "v6");
+    // The failed message is settled too (retried, or overtaken and retried later).
+    let log = logged_attempts(&s.hub, &s.reader, &failed[0].webhook_id(), 2).await;
+    assert_eq!(log[1]["outcome"], "delivered", "{log:?}");
+
+    let seen = versions_of(&s.receiver, &id);
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "an older version after a newer one: {seen:?}");
+    assert_eq!(seen.last(), Some(&last), "the newest version last: {seen:?}");
+    let received = s.receiver.received();
+    assert_eq!(received[1].webhook_id(), failed[0].webhook_id(), "the retry is the next request: {seen:?}");
+    assert_eq!(received[1].body, failed[0].body);
+}
+
+#[test]
+fn the_shipped_retry_schedule_keeps_trying_for_at_least_a_day() {
+    // A receiver down for a day must lose nothing, even with every delay
+    // shortened by the jitter. Read from the shipped file, not the environment.
+    use figment::providers::Format as _;
+    use figment::providers::Toml;
+
+    let text = sharehub_server::config::DEFAULT_CONFIG;
+    let config: sharehub_server::Config =
+        figment::Figment::from(Toml::string(text)).extract().expect("the shipped config");
+    let schedule = RetrySchedule {
+        delays: RetrySchedule::parse_delays(&config.delivery.retry_schedule).expect("a valid schedule"),
+        jitter: config.delivery.jitter,
+    };
+    let shortest = schedule.total().mul_f64(1.0 - schedule.jitter.clamp(0.0, 1.0));
+    assert!(shortest >= Duration::from_secs(24 * 3600), "{:?} retried for as little as {shortest:?}", schedule.delays);
 }
