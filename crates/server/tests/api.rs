@@ -12,6 +12,8 @@ mod auth_cache;
 mod concurrency;
 #[path = "api/crud.rs"]
 mod crud;
+#[path = "api/date_filters.rs"]
+mod date_filters;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/external_ids.rs"]

@@ -439,7 +439,7 @@ async fn list_filters_and_orders_in_sql() {
         assert_eq!(total, 5);
         assert!(matches!(
             t.store.list_records(&list("created_at gt 'soon'", "", 10, 0)).await,
-            Err(StoreError::Invalid(_))
+            Err(StoreError::BadFilter(_))
         ));
     })
     .await;

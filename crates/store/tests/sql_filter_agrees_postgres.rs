@@ -1,6 +1,7 @@
 //! The PostgreSQL translation of `$filter` selects exactly the records that
-//! `Expr::matches` accepts, on random records and random filters (the
-//! generators of `sql_filter_agrees.rs`). Skipped unless
+//! `Expr::matches_with` accepts, on random records and random filters, and
+//! its `$orderby` sorts date-time fields as instants (the generators of
+//! `sql_filter_agrees.rs`). Skipped unless
 //! `SHAREHUB_TEST_POSTGRES_URL` is set; works in temporary tables.
 
 use proptest::prelude::*;
@@ -43,12 +44,19 @@ async fn insert(conn: &mut PgConnection, records: &[Record]) {
 }
 
 async fn selected(conn: &mut PgConnection, filter: &Expr, order: &str) -> Vec<String> {
-    let fragment = postgres_filter(filter, 1).unwrap();
+    let fragment = postgres_filter(filter, 1, &date_times()).unwrap();
     let sql = format!("SELECT id FROM records WHERE org_id = 'org' AND {} ORDER BY {order}, id ASC", fragment.sql);
     let rows = bind_postgres(&fragment.binds, sqlx::query(&sql)).fetch_all(&mut *conn).await.unwrap();
     let mut ids: Vec<String> = rows.iter().map(|row| row.get::<String, _>(0)).collect();
     ids.sort();
     ids
+}
+
+/// Every id, in the order of `order` then by id.
+async fn ordered(conn: &mut PgConnection, order: &str) -> Vec<String> {
+    let sql = format!("SELECT id FROM records ORDER BY {order}, id ASC");
+    let rows = sqlx::query(&sql).fetch_all(&mut *conn).await.unwrap();
+    rows.iter().map(|row| row.get::<String, _>(0)).collect()
 }
 
 /// The server to check against; without one the property is skipped, said
@@ -72,11 +80,13 @@ proptest! {
         records in records(),
         filters in proptest::collection::vec(expr(), 1..5),
         order in order_keys(),
+        date_order in date_time_order_key(),
     ) {
         let Some(url) = url() else { return Ok(()) };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let order = postgres_order_by(&order).unwrap();
-        let outcomes = runtime.block_on(async {
+        let order = postgres_order_by(&order, &date_times()).unwrap();
+        let date_order_sql = postgres_order_by(std::slice::from_ref(&date_order), &date_times()).unwrap();
+        let (outcomes, in_date_order) = runtime.block_on(async {
             // Temporary tables: nothing is left in the database afterwards.
             let mut conn = PgConnection::connect(&url).await.unwrap();
             insert(&mut conn, &records).await;
@@ -84,13 +94,15 @@ proptest! {
             for filter in &filters {
                 outcomes.push(selected(&mut conn, filter, &order).await);
             }
+            let in_date_order = ordered(&mut conn, &date_order_sql).await;
             conn.close().await.unwrap();
-            outcomes
+            (outcomes, in_date_order)
         });
+        prop_assert_eq!(in_date_order, ids_in_date_time_order(&records, &date_order), "$orderby {:?}", date_order);
         for (filter, from_sql) in filters.iter().zip(outcomes) {
             let expected: Vec<String> = records
                 .iter()
-                .filter(|r| filter.matches(&as_json(r)))
+                .filter(|r| filter.matches_with(&as_json(r), &date_times()))
                 .map(|r| r.id.clone())
                 .collect();
             prop_assert_eq!(from_sql, expected, "filter: {}", filter);

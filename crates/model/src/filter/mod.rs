@@ -3,10 +3,11 @@
 //! [`parse_filter`] turns a `$filter` string such as
 //! `type eq 'CUSTOMER' and not (status eq 'ARCHIVED')` into an [`Expr`];
 //! [`parse_orderby`] turns `updated_at desc, name` into [`OrderKey`]s.
-//! [`Expr::matches`] evaluates a filter on a record shown as JSON, and the
+//! [`Expr::matches_with`] evaluates a filter on a record shown as JSON (its
+//! entity's [`DateTimeFields`] compared as instants), and the
 //! [`Display`](std::fmt::Display) of an [`Expr`] prints it back as valid filter
 //! syntax. The store translates the same [`Expr`] to SQL and must agree with
-//! [`Expr::matches`].
+//! [`Expr::matches_with`].
 //!
 //! Grammar (keywords are case-insensitive; `not` binds tighter than `and`,
 //! which binds tighter than `or`):
@@ -73,6 +74,36 @@ pub enum Expr {
     Or(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
     Compare { field: FieldPath, op: CmpOp, value: Literal },
+}
+
+/// The fields of one entity that hold date-times: those its JSON Schema gives
+/// `"format": "date-time"` (see [`crate::schema::date_time_fields`]), reached
+/// through objects only, as filter paths never index arrays. Their values are
+/// stored in UTC ([`crate::schema::normalize`]), and `$filter` / `$orderby`
+/// compare them as instants, not as text. Free-form entities have none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DateTimeFields {
+    /// Sorted, without duplicates.
+    paths: Vec<FieldPath>,
+}
+
+impl DateTimeFields {
+    pub fn new(paths: impl IntoIterator<Item = FieldPath>) -> Self {
+        let mut paths: Vec<FieldPath> = paths.into_iter().collect();
+        paths.sort_by(|a, b| a.0.cmp(&b.0));
+        paths.dedup();
+        Self { paths }
+    }
+
+    /// Whether `path` is one of the date-time fields.
+    pub fn contains(&self, path: &FieldPath) -> bool {
+        self.paths.binary_search_by(|probe| probe.0.cmp(&path.0)).is_ok()
+    }
+
+    /// The fields, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = &FieldPath> {
+        self.paths.iter()
+    }
 }
 
 /// One key of a `$orderby`.

@@ -232,6 +232,31 @@ fn evaluator_compares_like_kinds() {
 }
 
 #[test]
+fn date_time_fields_compare_as_instants() {
+    let invoice = json!({
+        "half": "2030-05-05T10:00:00.500Z",
+        "whole": "2030-05-05T10:00:00Z",
+        "at": { "when": "2030-05-05T10:00:00.200Z" },
+    });
+    let dates = DateTimeFields::new([path("half"), path("whole"), path("at/when")]);
+    let holds_for = |filter: &str, dates: &DateTimeFields| parse_filter(filter).unwrap().matches_with(&invoice, dates);
+    for filter in [
+        "half gt '2030-05-05T10:00:00Z'",
+        "half eq '2030-05-05T10:00:00.5Z'",
+        "half eq '2030-05-05T12:00:00.5000+02:00'",
+        "whole eq '2030-05-05T10:00:00.000Z'",
+        "whole lt '2030-05-05T10:00:00.000000001Z'",
+        "at/when eq '2030-05-05T10:00:00.2Z'",
+        "at/when gt '2030-05-05T10:00:00Z'",
+    ] {
+        assert!(holds_for(filter, &dates), "{filter} should hold");
+        // As text (a free-form entity), each of these is false.
+        assert!(!holds_for(filter, &DateTimeFields::default()), "{filter} should not hold as text");
+    }
+    assert!(dates.contains(&path("at/when")) && !dates.contains(&path("at")) && !dates.contains(&path("when")));
+}
+
+#[test]
 fn numbers_that_do_not_fit_a_decimal_are_incomparable() {
     let huge: serde_json::Value = serde_json::from_str(r#"{"n": 1e400}"#).unwrap();
     assert!(!parse_filter("n gt 0").unwrap().matches(&huge));

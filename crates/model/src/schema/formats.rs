@@ -92,8 +92,10 @@ pub(crate) fn parse_date_time(text: &str) -> Option<Timestamp> {
     text.parse::<Timestamp>().ok()
 }
 
-/// The date-time in UTC (`Z`), keeping as many fractional digits as were written.
-pub(crate) fn canonical_date_time(text: &str) -> Option<String> {
+/// The date-time in UTC (`Z`), keeping as many fractional digits as were written
+/// (`10:00:00.500+02:00` -> `08:00:00.500Z`): the text stored for a `date-time`
+/// field; `None` for anything but an RFC 3339 date-time with an offset.
+pub fn canonical_date_time(text: &str) -> Option<String> {
     let timestamp = parse_date_time(text)?;
     let printer = DateTimePrinter::new().precision(fraction_digits(text));
     Some(printer.timestamp_to_string(&timestamp))

@@ -10,7 +10,8 @@
 //!
 //! Three custom formats drive [`normalize`] and [`validate`]:
 //! * `decimal` on `{"type": ["number", "string"]}`: money, rates, quantities;
-//! * `date-time`: RFC 3339 with an explicit offset, stored in UTC;
+//! * `date-time`: RFC 3339 with an explicit offset, stored in UTC (and compared as
+//!   instants by `$filter` / `$orderby`: [`date_time_fields`]);
 //! * `date`: `YYYY-MM-DD`, or a date-time (Chinook gives `1962-02-18T00:00:00Z`).
 
 mod formats;
@@ -25,8 +26,10 @@ use std::sync::LazyLock;
 use serde_json::{Map, Value};
 
 use crate::catalog::{self, EntityDef};
+use crate::filter::DateTimeFields;
 
-pub(crate) use formats::{canonical_date_time, decimal_to_json, parse_decimal};
+pub use formats::canonical_date_time;
+pub(crate) use formats::{decimal_to_json, parse_decimal};
 pub use normalize::{normalize, nul_characters};
 pub use validate::{prepare, validate};
 
@@ -73,6 +76,19 @@ pub fn json_schema(def: &EntityDef) -> &'static Value {
     static UNKNOWN: LazyLock<Value> =
         LazyLock::new(|| serde_json::json!({"$schema": DIALECT, "title": "unknown entity", "type": "object"}));
     SCHEMAS.get(def.name).unwrap_or(&UNKNOWN)
+}
+
+/// The date-time fields of `def` (`"format": "date-time"` in its schema) that a
+/// `$filter` or `$orderby` can name, such as an invoice's `transaction_date`:
+/// their stored values are all in UTC, and they compare as instants. None for
+/// free-form entities (whose fields compare as text) or entities outside the
+/// catalogue.
+pub fn date_time_fields(def: &EntityDef) -> &'static DateTimeFields {
+    static FIELDS: LazyLock<HashMap<&'static str, DateTimeFields>> = LazyLock::new(|| {
+        catalog::all().iter().map(|def| (def.name, DateTimeFields::new(normalize::date_time_paths(def)))).collect()
+    });
+    static NONE: LazyLock<DateTimeFields> = LazyLock::new(DateTimeFields::default);
+    FIELDS.get(def.name).unwrap_or(&NONE)
 }
 
 fn schema_id(name: &str) -> String {

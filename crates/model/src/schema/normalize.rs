@@ -1,15 +1,22 @@
 //! Normalisation of a partial record: walks the entity schema alongside the data and
 //! rewrites the values of the custom formats into their canonical form.
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
 
 use super::formats::{self, DATE_MESSAGE, DATE_TIME_MESSAGE, DECIMAL_MESSAGE};
 use super::json_schema;
 use crate::catalog::EntityDef;
+use crate::filter::FieldPath;
 use crate::FieldError;
 
 /// Deeper than any schema of ours nests; guards against a `$ref` cycle.
 const MAX_DEPTH: usize = 64;
+
+/// Most keys in a date-time field's path looked for: deeper than any schema
+/// of ours nests objects, and a bound on a schema whose objects recurse.
+const MAX_FIELD_KEYS: usize = 16;
 
 /// Normalises a partial record a client sent (a patch: any subset of fields; JSON
 /// `null` means "clear this field" and is always allowed).
@@ -40,6 +47,22 @@ pub fn normalize(def: &EntityDef, patch: &mut Value) -> Result<(), Vec<FieldErro
     } else {
         Err(walker.errors)
     }
+}
+
+/// The paths of `def`'s fields that [`normalize`] rewrites as date-times (in
+/// UTC), through objects only: a `$filter` path never indexes an array. The
+/// schema is walked as [`normalize`] walks a record: `$ref`, every `allOf`,
+/// the first `anyOf` / `oneOf` branch taking the value's kind, `properties`;
+/// reference fields are skipped. Free-form entities have none.
+pub(crate) fn date_time_paths(def: &EntityDef) -> Vec<FieldPath> {
+    date_time_paths_in(json_schema(def), def.references.iter().map(|r| r.path).collect())
+}
+
+pub(super) fn date_time_paths_in(root: &Value, references: Vec<&'static str>) -> Vec<FieldPath> {
+    let walker = Walker { root, references, errors: Vec::new() };
+    let mut paths = Vec::new();
+    walker.date_time_paths(&[root], &mut Vec::new(), &mut paths);
+    paths
 }
 
 /// Every string and key of `value` holding U+0000, by path: for bodies that
@@ -221,6 +244,59 @@ impl<'s> Walker<'s> {
             Some(Value::String(kind)) => kind_matches(kind, value),
             Some(Value::Array(kinds)) => kinds.iter().filter_map(Value::as_str).any(|kind| kind_matches(kind, value)),
             _ => true,
+        }
+    }
+
+    /// Adds to `paths` each date-time field at or below `path`, whose value
+    /// the schema nodes `schemas` apply to (see [`date_time_paths`]).
+    fn date_time_paths(&self, schemas: &[&'s Value], path: &mut Vec<String>, paths: &mut Vec<FieldPath>) {
+        if path.len() > MAX_FIELD_KEYS || self.references.contains(&path.join("/").as_str()) {
+            return;
+        }
+        let mut as_string = Vec::new();
+        let mut as_object = Vec::new();
+        for schema in schemas {
+            self.applied(schema, &Value::String(String::new()), 0, &mut as_string);
+            self.applied(schema, &Value::Object(Map::new()), 0, &mut as_object);
+        }
+        let is_date_time = as_string.iter().any(|node| node.get("format").and_then(Value::as_str) == Some("date-time"));
+        if is_date_time && !path.is_empty() {
+            paths.push(FieldPath(path.clone()));
+        }
+        let mut children: BTreeMap<&'s str, Vec<&'s Value>> = BTreeMap::new();
+        for node in as_object {
+            for (key, child) in node.get("properties").and_then(Value::as_object).into_iter().flatten() {
+                children.entry(key.as_str()).or_default().push(child);
+            }
+        }
+        for (key, nodes) in children {
+            path.push(key.to_owned());
+            self.date_time_paths(&nodes, path, paths);
+            path.pop();
+        }
+    }
+
+    /// The schema objects [`Walker::node`] applies to a value of `probe`'s
+    /// kind met at `schema`: `schema` itself, its `$ref`, its `allOf`
+    /// branches and its chosen `anyOf` / `oneOf` branch, recursively.
+    fn applied(&self, schema: &'s Value, probe: &Value, depth: usize, nodes: &mut Vec<&'s Map<String, Value>>) {
+        let Some(object) = schema.as_object() else {
+            return;
+        };
+        if depth > MAX_DEPTH {
+            return;
+        }
+        nodes.push(object);
+        if let Some(target) = object.get("$ref").and_then(Value::as_str).and_then(|r| self.resolve(r)) {
+            self.applied(target, probe, depth + 1, nodes);
+        }
+        for branch in object.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+            self.applied(branch, probe, depth + 1, nodes);
+        }
+        for key in ["anyOf", "oneOf"] {
+            if let Some(branch) = self.matching_branch(object.get(key), probe) {
+                self.applied(branch, probe, depth + 1, nodes);
+            }
         }
     }
 

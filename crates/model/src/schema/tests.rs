@@ -349,3 +349,72 @@ fn a_decimal_too_large_or_too_precise_says_so() {
     }
     assert!(messages.contains(&("purchase_price/net_amount", "expected a decimal number")), "{messages:?}");
 }
+
+fn date_time_names(def: &EntityDef) -> Vec<String> {
+    super::date_time_fields(def).iter().map(|path| path.to_slash_string()).collect()
+}
+
+#[test]
+fn date_time_fields_are_read_from_the_schemas() {
+    let meta = ["created_at", "updated_at"];
+    let transaction = ["created_at", "due_date", "transaction_date", "updated_at"];
+    for name in ["invoices", "sales_orders", "purchase_orders", "quotes", "credit_notes"] {
+        assert_eq!(date_time_names(def(name)), transaction, "{name}");
+    }
+    assert_eq!(date_time_names(def("payments")), ["created_at", "transaction_date", "updated_at"]);
+    // `birth_date` is a date (YYYY-MM-DD or a date-time), not a date-time;
+    // `lead_status_changes/created_at` sits in an array a filter cannot index.
+    assert_eq!(date_time_names(def("people")), ["created_at", "lead_conversion_date", "updated_at"]);
+    assert_eq!(date_time_names(def("organizations")), meta);
+    for free in all().iter().filter(|d| !d.has_schema) {
+        assert!(date_time_names(free).is_empty(), "{}", free.name);
+    }
+}
+
+#[test]
+fn every_date_time_field_is_normalised_to_utc() {
+    for entity in all() {
+        for path in super::date_time_fields(entity).iter() {
+            // {"a": {"b": "…+02:00"}} for the path a/b.
+            let mut record = json!("2030-05-05T12:00:00.500+02:00");
+            for key in path.0.iter().rev() {
+                record = json!({ key.as_str(): record });
+            }
+            normalize(entity, &mut record).unwrap_or_else(|e| panic!("{}: {e:?}", entity.name));
+            let pointer = format!("/{}", path.0.join("/"));
+            let stored = record.pointer(&pointer).and_then(Value::as_str);
+            assert_eq!(stored, Some("2030-05-05T10:00:00.500Z"), "{}.{}", entity.name, path.to_slash_string());
+        }
+    }
+}
+
+#[test]
+fn date_time_paths_follow_refs_combinators_and_objects_but_not_arrays() {
+    let schema = json!({
+        "$defs": {
+            "when": { "type": "string", "format": "date-time" },
+            "stamped": { "type": "object", "properties": { "at": { "$ref": "#/$defs/when" } } }
+        },
+        "allOf": [{ "properties": { "from_all_of": { "$ref": "#/$defs/when" } } }],
+        "properties": {
+            "plain": { "type": "string" },
+            "day": { "type": "string", "format": "date" },
+            "nested": { "$ref": "#/$defs/stamped" },
+            "deeper": { "type": "object", "properties": { "inner": { "$ref": "#/$defs/stamped" } } },
+            "listed": { "type": "array", "items": { "$ref": "#/$defs/stamped" } },
+            "either": { "anyOf": [{ "type": "number" }, { "$ref": "#/$defs/when" }] },
+            "plain_first": { "anyOf": [{ "type": "string" }, { "$ref": "#/$defs/when" }] },
+            "object_or_time": { "oneOf": [{ "$ref": "#/$defs/stamped" }, { "$ref": "#/$defs/when" }] },
+            "ref_id": { "$ref": "#/$defs/when" }
+        }
+    });
+    let found: Vec<String> = super::normalize::date_time_paths_in(&schema, vec!["ref_id"])
+        .into_iter()
+        .map(|path| path.to_slash_string())
+        .collect();
+    let mut found = found;
+    found.sort();
+    // `plain_first`: a string meets the plain branch first and is left as
+    // sent, so it is no date-time; `ref_id` is a reference, left alone.
+    assert_eq!(found, ["deeper/inner/at", "either", "from_all_of", "nested/at", "object_or_time", "object_or_time/at"]);
+}

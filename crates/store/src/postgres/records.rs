@@ -94,15 +94,18 @@ impl PgStore {
     }
 
     pub(crate) async fn list_records_impl(&self, q: &ListQuery) -> Result<(Vec<StoredRecord>, u64), StoreError> {
+        let date_times = sql_filter::date_time_fields(&q.entity);
         let (filter_sql, binds) = match &q.filter {
             // $1 and $2 are the organization and the entity.
             Some(expr) => {
-                let fragment = sql_filter::postgres_filter(expr, 3).map_err(|e| StoreError::BadFilter(e.message))?;
+                let fragment =
+                    sql_filter::postgres_filter(expr, 3, date_times).map_err(|e| StoreError::BadFilter(e.message))?;
                 (format!(" AND ({})", fragment.sql), fragment.binds)
             }
             None => (String::new(), Vec::new()),
         };
-        let mut order = sql_filter::postgres_order_by(&q.order_by).map_err(|e| StoreError::BadOrderBy(e.message))?;
+        let mut order =
+            sql_filter::postgres_order_by(&q.order_by, date_times).map_err(|e| StoreError::BadOrderBy(e.message))?;
         if !order.is_empty() {
             order.push_str(", ");
         }

@@ -10,9 +10,12 @@
 //!
 //! Strings compare with `COLLATE "C"` (byte order, as Rust compares `str`);
 //! numbers compare as exact decimals (jsonb numbers are `numeric`), so
-//! `0.1 + 0.2`-style rounding never enters.
+//! `0.1 + 0.2`-style rounding never enters. A date-time field compares and
+//! sorts by its key (see [`date_time_key`](super::date_time_key)), computed
+//! from the stored text with `rtrim`, `substr` and `lpad` under `COLLATE
+//! "C"`: exact (a cast to `timestamptz` would round to microseconds).
 
-use super::{target, SqlBind, SqlFragment, Target, TranslateError};
+use super::{date_time_literal_key, target, DateTimeFields, SqlBind, SqlFragment, Target, TranslateError};
 use sharehub_model::filter::{CmpOp, Expr, FieldPath, Literal, OrderKey};
 use sqlx::postgres::{PgArguments, Postgres};
 use sqlx::query::Query;
@@ -20,22 +23,30 @@ use sqlx::query::Query;
 /// A boolean PostgreSQL expression selecting the records `expr` matches, to
 /// be ANDed into a `WHERE` clause. Values are bound to `$n` placeholders
 /// numbered from `first_placeholder` (the caller's own binds come first).
-pub fn postgres_filter(expr: &Expr, first_placeholder: usize) -> Result<SqlFragment, TranslateError> {
-    let mut writer = Writer { out: SqlFragment::default(), next: first_placeholder };
+/// The fields in `date_times` (the entity's) compare as instants.
+pub fn postgres_filter(
+    expr: &Expr,
+    first_placeholder: usize,
+    date_times: &DateTimeFields,
+) -> Result<SqlFragment, TranslateError> {
+    let mut writer = Writer { out: SqlFragment::default(), next: first_placeholder, date_times };
     writer.expr(expr)?;
     Ok(writer.out)
 }
 
 /// The `ORDER BY` list for `keys` (without the `ORDER BY` words); empty for
 /// no keys. Missing values sort first ascending, as SQLite sorts NULL. The
-/// caller appends a tie-breaker such as `id`.
-pub fn postgres_order_by(keys: &[OrderKey]) -> Result<String, TranslateError> {
+/// caller appends a tie-breaker such as `id`. The fields in `date_times`
+/// sort as instants.
+pub fn postgres_order_by(keys: &[OrderKey], date_times: &DateTimeFields) -> Result<String, TranslateError> {
     let terms: Result<Vec<String>, TranslateError> = keys
         .iter()
         .map(|key| {
             let direction = if key.descending { "DESC NULLS LAST" } else { "ASC NULLS FIRST" };
-            let value = match target(&key.field)? {
+            let value = match target(&key.field, date_times)? {
                 Target::Json(_) => jsonb_sql(&key.field),
+                // The key of a string, NULL for anything else.
+                Target::DateTime(_) => date_time_key_sql(&key.field),
                 other => column_sql(&other),
             };
             Ok(format!("{value} {direction}"))
@@ -74,6 +85,30 @@ fn text_sql(path: &FieldPath) -> String {
     format!("((data::jsonb{} ->> '{last}') COLLATE \"C\")", keys.concat())
 }
 
+/// SQL computing [`date_time_key`](super::date_time_key) of the string at
+/// `field` (NULL for any other value), compared byte-wise. The field is read
+/// once, in a subquery the planner keeps (`OFFSET 0`), as the key names its
+/// text several times and each `data::jsonb` parses the whole record again
+/// (reading it at each mention doubled the time of a filter or a sort over
+/// 200 000 invoices; read once, both take 10-40% longer than on the text).
+fn date_time_key_sql(field: &FieldPath) -> String {
+    let text = "(j #>> '{}')";
+    let trimmed = |text: &str| {
+        format!(
+            "CASE WHEN strpos({text}, '.') > 0 THEN rtrim(rtrim(rtrim({text}, 'Z'), '0'), '.') ELSE rtrim({text}, 'Z') END"
+        )
+    };
+    format!(
+        "((SELECT CASE WHEN jsonb_typeof(j) <> 'string' THEN NULL \
+         WHEN {text} ~ '^-[0-9]{{6}}-' \
+         THEN '-' || lpad(CAST(999999 - CAST(substr({text}, 2, 6) AS integer) AS text), 6, '0') || ({}) \
+         ELSE ({}) END FROM (SELECT {} AS j OFFSET 0) AS stored) COLLATE \"C\")",
+        trimmed(&format!("substr({text}, 8)")),
+        trimmed(text),
+        jsonb_sql(field),
+    )
+}
+
 /// The JSON type at `path`, with a missing key reading as `'null'`.
 fn type_sql(path: &FieldPath) -> String {
     format!("COALESCE(jsonb_typeof{}, 'null')", jsonb_sql(path))
@@ -85,7 +120,7 @@ fn column_sql(target: &Target) -> String {
         Target::Version => "version".to_owned(),
         Target::Timestamp(column) => (*column).to_owned(),
         // Not reached: JSON paths are read with `jsonb_sql`.
-        Target::Json(_) => "NULL".to_owned(),
+        Target::Json(_) | Target::DateTime(_) => "NULL".to_owned(),
     }
 }
 
@@ -118,12 +153,13 @@ struct Typed {
     bind: SqlBind,
 }
 
-struct Writer {
+struct Writer<'d> {
     out: SqlFragment,
     next: usize,
+    date_times: &'d DateTimeFields,
 }
 
-impl Writer {
+impl Writer<'_> {
     fn expr(&mut self, expr: &Expr) -> Result<(), TranslateError> {
         match expr {
             Expr::And(left, right) => self.binary(left, "AND", right),
@@ -156,7 +192,7 @@ impl Writer {
     }
 
     fn compare(&mut self, field: &FieldPath, op: CmpOp, literal: &Literal) -> Result<(), TranslateError> {
-        let target = target(field)?;
+        let target = target(field, self.date_times)?;
         if *literal == Literal::Null {
             self.out.sql.push_str(&null_compare(field, &target, op));
             return Ok(());
@@ -220,7 +256,7 @@ impl Writer {
 /// ordering against null never holds.
 fn null_compare(field: &FieldPath, target: &Target, op: CmpOp) -> String {
     let (is_null, is_not_null) = match target {
-        Target::Json(_) => {
+        Target::Json(_) | Target::DateTime(_) => {
             let kind = type_sql(field);
             (format!("({kind} = 'null')"), format!("({kind} <> 'null')"))
         }
@@ -252,6 +288,13 @@ fn typed_compare(field: &FieldPath, target: &Target, literal: &Literal) -> Resul
         (Target::Json(_), _) => match json_compare(field, literal) {
             Some(typed) => typed,
             None => return Ok(None),
+        },
+        // Stored date-times are strings: compared by key, as instants.
+        (Target::DateTime(_), _) => Typed {
+            guard: Some(format!("{} = 'string'", type_sql(field))),
+            value: date_time_key_sql(field),
+            right: "{}",
+            bind: SqlBind::Text(date_time_literal_key(field, literal)?),
         },
         _ => return Ok(None),
     };
@@ -292,7 +335,7 @@ mod tests {
     use sharehub_model::filter::{parse_filter, parse_orderby};
 
     fn sql(filter: &str) -> SqlFragment {
-        postgres_filter(&parse_filter(filter).unwrap(), 3).unwrap()
+        postgres_filter(&parse_filter(filter).unwrap(), 3, &DateTimeFields::default()).unwrap()
     }
 
     #[test]
@@ -318,15 +361,34 @@ mod tests {
     #[test]
     fn bad_keys_are_errors() {
         let bad = Expr::Compare { field: FieldPath(vec!["a'b".to_owned()]), op: CmpOp::Eq, value: Literal::Null };
-        assert!(postgres_filter(&bad, 1).is_err());
+        assert!(postgres_filter(&bad, 1, &DateTimeFields::default()).is_err());
     }
 
     #[test]
     fn order_by_lists_keys() {
         let keys = parse_orderby("updated_at desc, email/address").unwrap();
         assert_eq!(
-            postgres_order_by(&keys).unwrap(),
+            postgres_order_by(&keys, &DateTimeFields::default()).unwrap(),
             "updated_at DESC NULLS LAST, (data::jsonb -> 'email' -> 'address') ASC NULLS FIRST"
+        );
+    }
+
+    #[test]
+    fn date_time_fields_compare_keys() {
+        let dates = DateTimeFields::new([FieldPath(vec!["at".to_owned(), "when".to_owned()])]);
+        let expr = parse_filter("at/when le '2030-05-05T12:00:00.500+02:00' or at/when eq null").unwrap();
+        let fragment = postgres_filter(&expr, 3, &dates).unwrap();
+        let guard = "COALESCE(jsonb_typeof(data::jsonb -> 'at' -> 'when'), 'null')";
+        assert!(fragment.sql.starts_with(&format!("(({guard} = 'string' AND ")), "{}", fragment.sql);
+        assert!(fragment.sql.ends_with(&format!(" COLLATE \"C\") <= $3) OR ({guard} = 'null'))")), "{}", fragment.sql);
+        assert_eq!(fragment.binds, vec![SqlBind::Text("2030-05-05T10:00:00.5".to_owned())]);
+        let error = postgres_filter(&parse_filter("at/when gt '2030-05-05'").unwrap(), 1, &dates).unwrap_err();
+        assert!(error.message.starts_with("at/when is a date-time field"), "{}", error.message);
+        let order = postgres_order_by(&parse_orderby("at/when desc").unwrap(), &dates).unwrap();
+        assert!(order.starts_with("((SELECT CASE WHEN jsonb_typeof(j) <> 'string' THEN NULL "), "{order}");
+        assert!(
+            order.ends_with(" FROM (SELECT (data::jsonb -> 'at' -> 'when') AS j OFFSET 0) AS stored) COLLATE \"C\") DESC NULLS LAST"),
+            "{order}"
         );
     }
 }

@@ -77,14 +77,16 @@ impl SqliteStore {
     }
 
     pub(crate) async fn list_records_impl(&self, q: &ListQuery) -> Result<(Vec<StoredRecord>, u64), StoreError> {
+        let date_times = sql_filter::date_time_fields(&q.entity);
         let mut filter_sql = String::new();
         let mut binds = Vec::new();
         if let Some(expr) = &q.filter {
-            let fragment = sql_filter::sqlite_filter(expr).map_err(|e| StoreError::BadFilter(e.message))?;
+            let fragment = sql_filter::sqlite_filter(expr, date_times).map_err(|e| StoreError::BadFilter(e.message))?;
             filter_sql = format!(" AND ({})", fragment.sql);
             binds = fragment.binds;
         }
-        let mut order = sql_filter::sqlite_order_by(&q.order_by).map_err(|e| StoreError::BadOrderBy(e.message))?;
+        let mut order =
+            sql_filter::sqlite_order_by(&q.order_by, date_times).map_err(|e| StoreError::BadOrderBy(e.message))?;
         if !order.is_empty() {
             order.push_str(", ");
         }

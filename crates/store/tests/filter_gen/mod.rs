@@ -1,12 +1,17 @@
 //! Generators shared by the filter agreement tests: random records (strings
 //! with accents, CJK and emoji, 2-decimal numbers, booleans, nulls, missing
-//! and nested fields) and random `$filter` / `$orderby` expressions over them.
+//! and nested fields, date-times stored as the write path stores them) and
+//! random `$filter` / `$orderby` expressions over them.
 #![allow(dead_code)]
 
+use jiff::fmt::temporal::DateTimePrinter;
+use jiff::tz::Offset;
+use jiff::Timestamp;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{Map, Number, Value};
-use sharehub_model::filter::{CmpOp, Expr, FieldPath, Literal, OrderKey};
+use sharehub_model::filter::{CmpOp, DateTimeFields, Expr, FieldPath, Literal, OrderKey};
+use sharehub_model::schema::canonical_date_time;
 use std::str::FromStr;
 
 pub const STRINGS: [&str; 12] = ["", "a", "A", "Zoë", "Zoe", "zoë", "東京", "🙂", "CT3", "it's", "é", "e\u{301}"];
@@ -14,7 +19,33 @@ pub const STRINGS: [&str; 12] = ["", "a", "A", "Zoë", "Zoe", "zoë", "東京", 
 pub const MICROS: [i64; 6] =
     [0, -1_000_000, 1_475_541_383_000_000, 1_475_541_383_500_000, 1_475_541_383_123_456, 1_475_541_384_000_000];
 
-pub const DATA_FIELDS: [&str; 8] = ["name", "code", "amount", "qty", "is_lead", "email", "email/address", "missing"];
+pub const DATA_FIELDS: [&str; 11] =
+    ["name", "code", "amount", "qty", "is_lead", "email", "email/address", "missing", "due", "when", "when/at"];
+
+/// The fields the tests' entity declares as date-times: one at the top, one
+/// in an object.
+pub const DATE_TIME_FIELDS: [&str; 2] = ["due", "when/at"];
+
+/// Instants a fraction of a second (or a nanosecond) apart, and a few far
+/// ones (years 0000 and -0001 are stored as `0000-…` and `-000001-…`).
+pub const INSTANTS: [&str; 12] = [
+    "-009999-01-02T01:59:59Z",
+    "-000001-12-31T23:59:59.9Z",
+    "0000-01-01T00:00:00Z",
+    "1969-12-31T23:59:59.999999999Z",
+    "2030-05-05T09:59:59.999999999Z",
+    "2030-05-05T10:00:00Z",
+    "2030-05-05T10:00:00.000000001Z",
+    "2030-05-05T10:00:00.05Z",
+    "2030-05-05T10:00:00.2Z",
+    "2030-05-05T10:00:00.5Z",
+    "2030-05-05T10:00:01Z",
+    "9999-12-30T22:00:00.999999999Z",
+];
+
+pub fn date_times() -> DateTimeFields {
+    DateTimeFields::new(DATE_TIME_FIELDS.map(path))
+}
 
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -39,6 +70,34 @@ pub fn json_value() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// One of [`INSTANTS`] as a client may write it: 0 to 9 fraction digits
+/// (fewer than it needs cut it short: another instant) or as many as it
+/// needs, in UTC or at an offset.
+pub fn written_date_time() -> impl Strategy<Value = String> {
+    let digits = prop_oneof![Just(None), (0u8..=9).prop_map(Some)];
+    let offset = proptest::sample::select(vec![0, 2 * 3600, -(5 * 3600 + 30 * 60)]);
+    (proptest::sample::select(&INSTANTS[..]), digits, offset).prop_map(|(instant, digits, offset)| {
+        let instant: Timestamp = instant.parse().unwrap();
+        let offset = Offset::from_seconds(offset).unwrap();
+        DateTimePrinter::new().precision(digits).timestamp_with_offset_to_string(&instant, offset)
+    })
+}
+
+/// A date-time as the write path stores it (in UTC, fraction digits kept).
+pub fn stored_date_time() -> impl Strategy<Value = Value> {
+    written_date_time().prop_map(|text| Value::String(canonical_date_time(&text).unwrap()))
+}
+
+/// `when`: an object holding `at` (a date-time, null or missing), or
+/// something that holds no `at`.
+pub fn when_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => proptest::option::of(prop_oneof![stored_date_time(), Just(Value::Null)])
+            .prop_map(|at| Value::Object(Map::from_iter(at.map(|at| ("at".to_owned(), at))))),
+        1 => json_value(),
+    ]
+}
+
 pub fn email_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         json_value(),
@@ -50,20 +109,27 @@ pub fn email_value() -> impl Strategy<Value = Value> {
 
 pub fn data() -> impl Strategy<Value = Map<String, Value>> {
     let keys = ["name", "code", "amount", "qty", "is_lead"];
-    (proptest::collection::vec(proptest::option::of(json_value()), 5), proptest::option::of(email_value())).prop_map(
-        move |(values, email)| {
+    let due = proptest::option::of(prop_oneof![4 => stored_date_time(), 1 => Just(Value::Null)]);
+    (
+        proptest::collection::vec(proptest::option::of(json_value()), 5),
+        proptest::option::of(email_value()),
+        due,
+        proptest::option::of(when_value()),
+    )
+        .prop_map(move |(values, email, due, when)| {
             let mut map = Map::new();
             for (key, value) in keys.iter().zip(values) {
                 if let Some(value) = value {
                     map.insert((*key).to_owned(), value);
                 }
             }
-            if let Some(email) = email {
-                map.insert("email".to_owned(), email);
+            for (key, value) in [("email", email), ("due", due), ("when", when)] {
+                if let Some(value) = value {
+                    map.insert(key.to_owned(), value);
+                }
             }
             map
-        },
-    )
+        })
 }
 
 pub fn records() -> impl Strategy<Value = Vec<Record>> {
@@ -106,7 +172,10 @@ pub fn plain_literal() -> impl Strategy<Value = Literal> {
 }
 
 pub fn literal_for(field: &str) -> BoxedStrategy<Literal> {
-    if field == "created_at" || field == "updated_at" {
+    if DATE_TIME_FIELDS.contains(&field) {
+        // Anything else is refused (bad-filter), which the evaluator does not do.
+        prop_oneof![5 => written_date_time().prop_map(Literal::String), 1 => Just(Literal::Null)].boxed()
+    } else if field == "created_at" || field == "updated_at" {
         prop_oneof![
             3 => timestamp_literal(),
             1 => number_text().prop_map(|t| Literal::Number(Decimal::from_str(&t).unwrap())),
@@ -161,4 +230,27 @@ pub fn order_keys() -> impl Strategy<Value = Vec<OrderKey>> {
         (field(), any::<bool>()).prop_map(|(f, descending)| OrderKey { field: path(f), descending }),
         1..3,
     )
+}
+
+/// An `$orderby` on one date-time field.
+pub fn date_time_order_key() -> impl Strategy<Value = OrderKey> {
+    (proptest::sample::select(&DATE_TIME_FIELDS[..]), any::<bool>())
+        .prop_map(|(f, descending)| OrderKey { field: path(f), descending })
+}
+
+/// The ids of `records` in the order of `key` (a date-time field, compared
+/// as instants, missing ones first ascending and last descending), ties by id.
+pub fn ids_in_date_time_order(records: &[Record], key: &OrderKey) -> Vec<String> {
+    let instant = |record: &Record| -> Option<Timestamp> {
+        let data = Value::Object(record.data.clone());
+        let pointer = format!("/{}", key.field.0.join("/"));
+        data.pointer(&pointer).and_then(Value::as_str).map(|text| text.parse().unwrap())
+    };
+    let mut sorted: Vec<&Record> = records.iter().collect();
+    sorted.sort_by(|a, b| {
+        let by_instant = instant(a).cmp(&instant(b));
+        let by_instant = if key.descending { by_instant.reverse() } else { by_instant };
+        by_instant.then_with(|| a.id.cmp(&b.id))
+    });
+    sorted.into_iter().map(|r| r.id.clone()).collect()
 }
