@@ -373,14 +373,25 @@ impl SqliteStore {
 pub(crate) type Leases = Mutex<HashMap<String, (String, Instant)>>;
 
 impl SqliteStore {
-    /// Takes or renews an app's lease in memory.
+    /// Takes or renews an app's lease: false while another process delivers
+    /// for this database, otherwise as on PostgreSQL, in memory.
     ///
-    /// One hub process owns a SQLite file, so there is no other process to
-    /// share delivery with and a table would only add writes to the single
-    /// writer. The leases still behave as on PostgreSQL within the process
+    /// Several processes may open one SQLite file, but only the one holding
+    /// the file's delivery lock ([`super::delivery_lock`]) delivers, so each
+    /// claim first makes sure this store holds it (one `flock` call while it
+    /// does not; the lock is kept once taken). A process that finds the lock
+    /// held serves the API only, and keeps trying on every claim, so it takes
+    /// over within its workers' poll interval once the delivering process
+    /// stops or dies (the operating system drops its lock). The process that
+    /// holds the lock is the only one that reads and writes the delivery
+    /// state, so its leases need no table, which would only add writes to
+    /// the one writer; they still behave as on PostgreSQL within the process
     /// (one holder at a time, expiry, release), so two delivery loops over
     /// one store never send the same app's batches at once.
-    pub(crate) fn claim_app_impl(&self, app_id: &str, holder: &str, lease: Duration) -> bool {
+    pub(crate) fn claim_app_impl(&self, app_id: &str, holder: &str, lease: Duration) -> Result<bool, StoreError> {
+        if !self.delivery_lock.hold()? {
+            return Ok(false);
+        }
         let now = Instant::now();
         // A poisoned lock only means another claim panicked; the map is intact.
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
@@ -393,7 +404,7 @@ impl SqliteStore {
             let expires = now.checked_add(lease).unwrap_or(now + Duration::from_secs(86_400));
             leases.insert(app_id.to_string(), (holder.to_string(), expires));
         }
-        free
+        Ok(free)
     }
 
     /// Drops the lease if `holder` has it.

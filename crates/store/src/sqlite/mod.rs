@@ -2,11 +2,19 @@
 //!
 //! Reads go through a pool of read connections (WAL mode lets them run while
 //! a write is in progress); writes go through the single [`writer`] task,
-//! which commits waiting writes together. One hub process owns the file.
+//! which commits waiting writes together.
+//!
+//! Several hub processes may open one file. SQLite's own locking serialises
+//! their writes: each writer commits under `BEGIN IMMEDIATE`, and everything
+//! a write reads to number and link its changes (the last seq, the external
+//! ids, the stored versions) it reads inside that transaction, so no state
+//! is cached across commits. Webhooks are delivered by one of the processes
+//! only: the one holding the file's delivery lock ([`delivery_lock`]).
 
 mod buffer;
 mod checkpoint;
 mod delivery;
+mod delivery_lock;
 mod platform;
 mod records;
 mod rows;
@@ -14,6 +22,7 @@ mod tx;
 mod writer;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -41,6 +50,8 @@ pub struct SqliteStore {
     platform: watch::Sender<u64>,
     /// Delivery leases, kept in memory: see [`SqliteStore::claim_app_impl`].
     leases: delivery::Leases,
+    /// Whether this process delivers for the file at all.
+    delivery_lock: delivery_lock::DeliveryLock,
     checkpoints: checkpoint::Checkpointer,
 }
 
@@ -81,7 +92,9 @@ impl SqliteStore {
         let checkpoints = checkpoint::Checkpointer::start(options.clone(), commits.clone()).await;
         let platform = watch::Sender::new(0);
         let writer = Writer::start(conn, commits_tx);
-        Ok(Self { reader, writer, commits, platform, leases: Default::default(), checkpoints })
+        // After connecting: the file exists now, so its path resolves.
+        let delivery_lock = delivery_lock::DeliveryLock::new(database_file(url, &options));
+        Ok(Self { reader, writer, commits, platform, leases: Default::default(), delivery_lock, checkpoints })
     }
 
     /// Applies migrations and closes: `sharehub migrate`.
@@ -90,6 +103,16 @@ impl SqliteStore {
         store.close().await;
         Ok(())
     }
+}
+
+/// The database file `url` names; `None` for an in-memory database.
+fn database_file<'a>(url: &str, options: &'a SqliteConnectOptions) -> Option<&'a Path> {
+    let name = options.get_filename();
+    // sqlx names `sqlite::memory:` databases `file:sqlx-in-memory-<n>`.
+    let memory_name =
+        name.as_os_str().to_string_lossy().starts_with("file:sqlx-in-memory-") || name == Path::new(":memory:");
+    let memory_mode = url.split_once('?').is_some_and(|(_, query)| query.split('&').any(|p| p == "mode=memory"));
+    (!memory_name && !memory_mode).then_some(name)
 }
 
 /// Runs the ops of one call. The write rules check everything before their
@@ -235,7 +258,7 @@ impl Store for SqliteStore {
     }
 
     async fn claim_app(&self, app_id: &str, holder: &str, lease: Duration) -> Result<bool, StoreError> {
-        Ok(self.claim_app_impl(app_id, holder, lease))
+        self.claim_app_impl(app_id, holder, lease)
     }
     async fn release_app(&self, app_id: &str, holder: &str) -> Result<(), StoreError> {
         self.release_app_impl(app_id, holder);
@@ -255,9 +278,12 @@ impl Store for SqliteStore {
     async fn close(&self) {
         // Readers first, the writer last: it finishes the jobs queued, and
         // whichever connection closes last folds the log into the database
-        // file and deletes it.
+        // file and deletes it (if another process still has the file open,
+        // its last connection does).
         self.reader.close().await;
         self.checkpoints.stop().await;
         self.writer.close().await;
+        // Another process sharing the file may deliver from now on.
+        self.delivery_lock.release();
     }
 }
