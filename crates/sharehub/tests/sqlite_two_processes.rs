@@ -7,7 +7,8 @@
 //! the change feed must number the changes of both processes densely, and
 //! the external id must make one record. Then the delivering process is
 //! SIGKILLed, more records are written through the survivor, and the
-//! survivor delivers them. Runs everywhere (no PostgreSQL needed).
+//! survivor delivers them. Also: processes started together on a new file
+//! all come up. Runs everywhere (no PostgreSQL needed).
 
 #![cfg(unix)]
 
@@ -170,7 +171,7 @@ async fn scenario() {
     let arrivals = Arrivals::default();
     let url = start_receiver(arrivals.clone()).await;
 
-    // One after the other: the first creates and migrates the file.
+    // One after the other (starting together is the next test's).
     let mut first = spawn_hub(dir.path(), "a");
     first.wait_ready(&client).await;
     let mut second = spawn_hub(dir.path(), "b");
@@ -235,4 +236,19 @@ async fn scenario() {
     let delivered = exactly_once(&arrivals.lock().unwrap());
     assert_eq!(delivered.len(), 2 * RECORDS + 1 + AFTER_KILL, "every version, before and after the kill");
     hubs[survivor].terminate().await;
+}
+
+/// Processes started at the same moment on a new file: each may find the
+/// other switching it to WAL or applying the migrations, and waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_started_together_on_a_new_file_all_serve() {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut hubs: Vec<Hub> = (0..3).map(|i| spawn_hub(dir.path(), &format!("round-{round}-{i}"))).collect();
+        for hub in &mut hubs {
+            hub.wait_ready(&client).await;
+        }
+        // Killed when dropped.
+    }
 }

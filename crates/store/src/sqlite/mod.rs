@@ -72,8 +72,7 @@ impl SqliteStore {
             .pragma("cache_size", "-8192")
             .pragma("temp_store", "memory");
 
-        let mut conn = options.connect().await.context("opening the database")?;
-        MIGRATOR.run(&mut conn).await.map_err(|e| StoreError::Invalid(format!("migrating the database: {e}")))?;
+        let mut conn = open_writer(&options).await?;
         // Checkpoints run beside the writer, not in its commits: see checkpoint.rs.
         sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await.context("configuring checkpoints")?;
 
@@ -103,6 +102,53 @@ impl SqliteStore {
         store.close().await;
         Ok(())
     }
+}
+
+/// How long a store waits for another process that is setting up the same
+/// new file (switching it to WAL, applying migrations).
+const SETUP_RACE: Duration = Duration::from_secs(10);
+
+/// Opens the write connection and applies migrations.
+///
+/// Another process opening the same file at the same moment may get in the
+/// way, once: switching a new file to WAL takes a lock that SQLite's busy
+/// timeout does not wait for, and two migrators may both find a migration
+/// missing, the second then failing on the tables the first created. Either
+/// is tried again (for [`SETUP_RACE`]), and then finds the file ready.
+async fn open_writer(options: &SqliteConnectOptions) -> Result<sqlx::SqliteConnection, StoreError> {
+    let deadline = tokio::time::Instant::now() + SETUP_RACE;
+    loop {
+        let raced = match options.connect().await {
+            Err(e) if is_busy(&e) => StoreError::Database { context: "opening the database", source: e },
+            Err(e) => return Err(StoreError::Database { context: "opening the database", source: e }),
+            Ok(mut conn) => match MIGRATOR.run(&mut conn).await {
+                Ok(()) => return Ok(conn),
+                Err(e) => {
+                    let error = StoreError::Invalid(format!("migrating the database: {e}"));
+                    let _ = conn.close().await;
+                    match e {
+                        sqlx::migrate::MigrateError::Execute(_) | sqlx::migrate::MigrateError::ExecuteMigration(..) => {
+                            error
+                        }
+                        _ => return Err(error),
+                    }
+                }
+            },
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(raced);
+        }
+        tracing::debug!(error = %raced, "another process may be setting up the database; trying again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether SQLite answered that the database is busy or locked.
+fn is_busy(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else { return false };
+    // Extended codes keep the primary one in the low byte.
+    let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0) & 0xff;
+    code == 5 || code == 6
 }
 
 /// The database file `url` names; `None` for an in-memory database.
