@@ -8,7 +8,8 @@
 //! the external id must make one record. Then the delivering process is
 //! SIGKILLed, more records are written through the survivor, and the
 //! survivor delivers them. Also: processes started together on a new file
-//! all come up. Runs everywhere (no PostgreSQL needed).
+//! all come up, and an Idempotency-Key sent to both at once writes once.
+//! Runs everywhere (no PostgreSQL needed).
 
 #![cfg(unix)]
 
@@ -251,4 +252,45 @@ async fn processes_started_together_on_a_new_file_all_serve() {
         }
         // Killed when dropped.
     }
+}
+
+/// The same Idempotency-Key sent to two processes on one file at once: one
+/// of them writes, the other answers 409 (still running) or replays it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_holds_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let mut first = spawn_hub(dir.path(), "a");
+    first.wait_ready(&client).await;
+    let mut second = spawn_hub(dir.path(), "b");
+    second.wait_ready(&client).await;
+    let hubs = [first, second];
+    let org = admin(&client, &hubs[0], "/platform/v1/orgs", json!({ "name": "Keys" })).await;
+    let w = register(&client, &hubs[0], org["org"]["id"].as_str().unwrap(), "writer", None).await;
+
+    const ROUNDS: usize = 10;
+    for round in 0..ROUNDS {
+        let key = format!("import-{round}");
+        let posts = hubs.iter().map(|hub| {
+            let request = client
+                .post(format!("{}/api/v2/{}/organizations", hub.base, w.group))
+                .basic_auth(&w.api_id, Some(&w.api_key))
+                .header("idempotency-key", &key)
+                .json(&json!({ "organizations": { "name": key } }));
+            async move { request.send().await.unwrap().status().as_u16() }
+        });
+        let statuses = futures::future::join_all(posts).await;
+        assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{key}: {statuses:?}");
+        assert!(statuses.contains(&201), "{key}: {statuses:?}");
+    }
+    let list: Value = client
+        .get(format!("{}/api/v2/{}/organizations?$top=100", hubs[1].base, w.group))
+        .basic_auth(&w.api_id, Some(&w.api_key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["pagination"]["total"], ROUNDS, "one record per key: {list}");
 }

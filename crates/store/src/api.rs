@@ -64,8 +64,8 @@ pub trait Store: Send + Sync + 'static {
     /// Marks `key` as being answered, for every process sharing the database;
     /// false when another request holds it (a mark older than `stale_after`
     /// is taken over: its request died) or its answer, younger than
-    /// `keep_for`, is saved. A saved answer replaces the mark. One process
-    /// per store (SQLite) keeps its marks in memory and needs none here.
+    /// `keep_for`, is saved. A saved answer replaces the mark. The default
+    /// (always true) is for a store only one process uses.
     async fn claim_key(
         &self,
         _app_id: &str,

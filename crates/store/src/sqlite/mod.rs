@@ -258,6 +258,18 @@ impl Store for SqliteStore {
     async fn save_response(&self, app_id: &str, key: &str, response: &SavedResponse) -> Result<(), StoreError> {
         self.save_response_impl(app_id, key, response).await
     }
+    async fn claim_key(
+        &self,
+        app_id: &str,
+        key: &str,
+        stale_after: Duration,
+        keep_for: Duration,
+    ) -> Result<bool, StoreError> {
+        self.claim_key_impl(app_id, key, stale_after, keep_for).await
+    }
+    async fn release_key(&self, app_id: &str, key: &str) -> Result<(), StoreError> {
+        self.release_key_impl(app_id, key).await
+    }
 
     async fn cursors(&self, app_id: &str) -> Result<HashMap<String, i64>, StoreError> {
         self.cursors_impl(app_id).await
