@@ -14,7 +14,11 @@
 //! the lease while a step runs, and gives it up on shutdown. Another process
 //! holding the app makes the task wait; a dead holder's lease expires and a
 //! waiting task takes over, resending the saved batch (same webhook-id and
-//! body), so delivery is at least once and per-record order holds.
+//! body), so delivery is at least once and per-record order holds. Several
+//! processes on one SQLite file work the same way from here, except that
+//! the store grants leases to one of the processes only (the holder of the
+//! file's delivery lock), whose tasks thus deliver every app; the others'
+//! claims fail until it stops or dies.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

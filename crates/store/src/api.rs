@@ -64,8 +64,8 @@ pub trait Store: Send + Sync + 'static {
     /// Marks `key` as being answered, for every process sharing the database;
     /// false when another request holds it (a mark older than `stale_after`
     /// is taken over: its request died) or its answer, younger than
-    /// `keep_for`, is saved. A saved answer replaces the mark. One process
-    /// per store (SQLite) keeps its marks in memory and needs none here.
+    /// `keep_for`, is saved. A saved answer replaces the mark. The default
+    /// (always true) is for a store only one process uses.
     async fn claim_key(
         &self,
         _app_id: &str,
@@ -113,7 +113,8 @@ pub trait Store: Send + Sync + 'static {
     /// now holds it. It succeeds when the lease is free, expired or already
     /// `holder`'s: of processes sharing a database, one at a time delivers an
     /// app's webhooks, and a dead process's apps are taken over once its
-    /// leases expire.
+    /// leases expire. On SQLite it also fails while another process (or
+    /// another store) on the same file holds the file's delivery lock.
     async fn claim_app(&self, app_id: &str, holder: &str, lease: Duration) -> Result<bool, StoreError>;
     /// Gives the lease up if `holder` holds it, so another process may take
     /// the app at once instead of after the lease expires.
@@ -121,7 +122,7 @@ pub trait Store: Send + Sync + 'static {
     /// Says the delivering process `holder` is alive for `ttl` more (zero
     /// retires it), so that processes sharing a database share the apps: a
     /// claim of a free app fails while the claimer holds its share already.
-    /// One process per store (SQLite) has nothing to share.
+    /// On SQLite one process delivers every app of the file: nothing to share.
     async fn announce_holder(&self, _holder: &str, _ttl: Duration) -> Result<(), StoreError> {
         Ok(())
     }
@@ -131,7 +132,9 @@ pub trait Store: Send + Sync + 'static {
         Ok(false)
     }
 
-    /// A receiver that changes whenever a write commits, to wake delivery workers.
+    /// A receiver that changes whenever a write commits, to wake delivery
+    /// workers: on SQLite only this store's writes; another process's on the
+    /// same file are found by the workers' poll.
     fn commits(&self) -> tokio::sync::watch::Receiver<u64>;
     /// A receiver that changes after a write to apps, their entities or
     /// groups commits in this process, so the delivery supervisor starts a
@@ -142,7 +145,9 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Finishes the writes queued and closes every connection; calls
     /// afterwards answer `Unavailable`. On SQLite this also folds the
-    /// write-ahead log back into the database file and removes it.
+    /// write-ahead log back into the database file and removes it (unless
+    /// another process still has the file open), and gives up the file's
+    /// delivery lock.
     async fn close(&self);
 }
 

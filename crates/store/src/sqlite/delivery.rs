@@ -369,18 +369,87 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// A mark is a row with status 0 and an empty body; see [`Store::claim_key`].
+    /// It is kept in the file, not in memory, so that other processes on the
+    /// same file see it too. A mark is worthless after a crash (its request
+    /// died with the process), so it commits without waiting for the disk.
+    pub(crate) async fn claim_key_impl(
+        &self,
+        app_id: &str,
+        key: &str,
+        stale_after: Duration,
+        keep_for: Duration,
+    ) -> Result<bool, StoreError> {
+        let (app_id, key) = (app_id.to_string(), key.to_string());
+        let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 2);
+        let (stale_after, keep_for) = (micros(stale_after), micros(keep_for));
+        self.writer
+            .exec_volatile(move |conn| {
+                Box::pin(async move {
+                    let now = jiff::Timestamp::now().as_microsecond();
+                    let claimed = sqlx::query(
+                        "INSERT INTO idempotency_keys AS k (app_id, key, fingerprint, status, body, created_at) \
+                         VALUES (?1, ?2, '', 0, x'', ?3) \
+                         ON CONFLICT (app_id, key) DO UPDATE SET fingerprint = '', status = 0, body = x'', created_at = ?3 \
+                         WHERE (k.status = 0 AND k.created_at < ?3 - ?4) OR (k.status <> 0 AND k.created_at < ?3 - ?5) \
+                         RETURNING app_id",
+                    )
+                    .bind(app_id)
+                    .bind(key)
+                    .bind(now)
+                    .bind(stale_after)
+                    .bind(keep_for)
+                    .fetch_optional(conn)
+                    .await
+                    .context("claiming an idempotency key")?;
+                    Ok(claimed.is_some())
+                })
+            })
+            .await
+    }
+
+    pub(crate) async fn release_key_impl(&self, app_id: &str, key: &str) -> Result<(), StoreError> {
+        let (app_id, key) = (app_id.to_string(), key.to_string());
+        self.writer
+            .exec_volatile(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM idempotency_keys WHERE app_id = ? AND key = ? AND status = 0")
+                        .bind(app_id)
+                        .bind(key)
+                        .execute(conn)
+                        .await
+                        .context("releasing an idempotency key")?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+}
+
 /// Delivery leases of a SQLite store: app id -> (holder, expiry).
 pub(crate) type Leases = Mutex<HashMap<String, (String, Instant)>>;
 
 impl SqliteStore {
-    /// Takes or renews an app's lease in memory.
+    /// Takes or renews an app's lease: false while another process delivers
+    /// for this database, otherwise as on PostgreSQL, in memory.
     ///
-    /// One hub process owns a SQLite file, so there is no other process to
-    /// share delivery with and a table would only add writes to the single
-    /// writer. The leases still behave as on PostgreSQL within the process
+    /// Several processes may open one SQLite file, but only the one holding
+    /// the file's delivery lock ([`super::delivery_lock`]) delivers, so each
+    /// claim first makes sure this store holds it (one `flock` call while it
+    /// does not; the lock is kept once taken). A process that finds the lock
+    /// held serves the API only, and keeps trying on every claim, so it takes
+    /// over within its workers' poll interval once the delivering process
+    /// stops or dies (the operating system drops its lock). The process that
+    /// holds the lock is the only one that reads and writes the delivery
+    /// state, so its leases need no table, which would only add writes to
+    /// the one writer; they still behave as on PostgreSQL within the process
     /// (one holder at a time, expiry, release), so two delivery loops over
     /// one store never send the same app's batches at once.
-    pub(crate) fn claim_app_impl(&self, app_id: &str, holder: &str, lease: Duration) -> bool {
+    pub(crate) fn claim_app_impl(&self, app_id: &str, holder: &str, lease: Duration) -> Result<bool, StoreError> {
+        if !self.delivery_lock.hold()? {
+            return Ok(false);
+        }
         let now = Instant::now();
         // A poisoned lock only means another claim panicked; the map is intact.
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
@@ -393,7 +462,7 @@ impl SqliteStore {
             let expires = now.checked_add(lease).unwrap_or(now + Duration::from_secs(86_400));
             leases.insert(app_id.to_string(), (holder.to_string(), expires));
         }
-        free
+        Ok(free)
     }
 
     /// Drops the lease if `holder` has it.
@@ -402,5 +471,56 @@ impl SqliteStore {
         if leases.get(app_id).is_some_and(|(current, _)| current == holder) {
             leases.remove(app_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::sqlite::SqliteStore;
+    use crate::{SavedResponse, Store};
+
+    const STALE: Duration = Duration::from_secs(120);
+    const KEEP: Duration = Duration::from_secs(86_400);
+
+    /// Idempotency marks live in the file, so two stores (two processes) on it
+    /// see each other's: one request per key runs, wherever it arrives.
+    #[tokio::test]
+    async fn an_idempotency_key_marked_by_one_store_is_taken_for_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        let (first, second) = (SqliteStore::open(&url).await.unwrap(), SqliteStore::open(&url).await.unwrap());
+
+        assert!(first.claim_key("app", "k1", STALE, KEEP).await.unwrap());
+        assert!(!second.claim_key("app", "k1", STALE, KEEP).await.unwrap(), "marked by the first");
+        assert!(!first.claim_key("app", "k1", STALE, KEEP).await.unwrap(), "marked, even for the same store");
+        assert!(second.claim_key("other-app", "k1", STALE, KEEP).await.unwrap(), "keys are per app");
+        let mark = second.saved_response("app", "k1").await.unwrap().expect("the mark reads back");
+        assert_eq!(mark.status, 0, "a mark is no answer");
+
+        // A saved answer replaces the mark and holds the key while it is kept.
+        let answer = SavedResponse {
+            fingerprint: "f".into(),
+            status: 201,
+            body: b"{}".to_vec(),
+            created_at: jiff::Timestamp::now(),
+        };
+        first.save_response("app", "k1", &answer).await.unwrap();
+        assert!(!second.claim_key("app", "k1", STALE, KEEP).await.unwrap());
+        assert_eq!(second.saved_response("app", "k1").await.unwrap().unwrap().status, 201);
+        assert!(second.claim_key("app", "k1", STALE, Duration::ZERO).await.unwrap(), "an expired answer is free");
+
+        // A released mark is free at once; a stale one is taken over.
+        second.release_key("app", "k1").await.unwrap();
+        assert!(first.claim_key("app", "k1", STALE, KEEP).await.unwrap());
+        assert!(second.claim_key("app", "k1", Duration::ZERO, KEEP).await.unwrap(), "its request died");
+        // Releasing never removes an answer.
+        first.save_response("app", "k2", &answer).await.unwrap();
+        first.release_key("app", "k2").await.unwrap();
+        assert_eq!(second.saved_response("app", "k2").await.unwrap().unwrap().status, 201);
+
+        first.close().await;
+        second.close().await;
     }
 }

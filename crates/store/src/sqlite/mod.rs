@@ -2,11 +2,19 @@
 //!
 //! Reads go through a pool of read connections (WAL mode lets them run while
 //! a write is in progress); writes go through the single [`writer`] task,
-//! which commits waiting writes together. One hub process owns the file.
+//! which commits waiting writes together.
+//!
+//! Several hub processes may open one file. SQLite's own locking serialises
+//! their writes: each writer commits under `BEGIN IMMEDIATE`, and everything
+//! a write reads to number and link its changes (the last seq, the external
+//! ids, the stored versions) it reads inside that transaction, so no state
+//! is cached across commits. Webhooks are delivered by one of the processes
+//! only: the one holding the file's delivery lock ([`delivery_lock`]).
 
 mod buffer;
 mod checkpoint;
 mod delivery;
+mod delivery_lock;
 mod platform;
 mod records;
 mod rows;
@@ -14,6 +22,7 @@ mod tx;
 mod writer;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -41,6 +50,8 @@ pub struct SqliteStore {
     platform: watch::Sender<u64>,
     /// Delivery leases, kept in memory: see [`SqliteStore::claim_app_impl`].
     leases: delivery::Leases,
+    /// Whether this process delivers for the file at all.
+    delivery_lock: delivery_lock::DeliveryLock,
     checkpoints: checkpoint::Checkpointer,
 }
 
@@ -61,8 +72,7 @@ impl SqliteStore {
             .pragma("cache_size", "-8192")
             .pragma("temp_store", "memory");
 
-        let mut conn = options.connect().await.context("opening the database")?;
-        MIGRATOR.run(&mut conn).await.map_err(|e| StoreError::Invalid(format!("migrating the database: {e}")))?;
+        let mut conn = open_writer(&options).await?;
         // Checkpoints run beside the writer, not in its commits: see checkpoint.rs.
         sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await.context("configuring checkpoints")?;
 
@@ -81,7 +91,9 @@ impl SqliteStore {
         let checkpoints = checkpoint::Checkpointer::start(options.clone(), commits.clone()).await;
         let platform = watch::Sender::new(0);
         let writer = Writer::start(conn, commits_tx);
-        Ok(Self { reader, writer, commits, platform, leases: Default::default(), checkpoints })
+        // After connecting: the file exists now, so its path resolves.
+        let delivery_lock = delivery_lock::DeliveryLock::new(database_file(url, &options));
+        Ok(Self { reader, writer, commits, platform, leases: Default::default(), delivery_lock, checkpoints })
     }
 
     /// Applies migrations and closes: `sharehub migrate`.
@@ -90,6 +102,63 @@ impl SqliteStore {
         store.close().await;
         Ok(())
     }
+}
+
+/// How long a store waits for another process that is setting up the same
+/// new file (switching it to WAL, applying migrations).
+const SETUP_RACE: Duration = Duration::from_secs(10);
+
+/// Opens the write connection and applies migrations.
+///
+/// Another process opening the same file at the same moment may get in the
+/// way, once: switching a new file to WAL takes a lock that SQLite's busy
+/// timeout does not wait for, and two migrators may both find a migration
+/// missing, the second then failing on the tables the first created. Either
+/// is tried again (for [`SETUP_RACE`]), and then finds the file ready.
+async fn open_writer(options: &SqliteConnectOptions) -> Result<sqlx::SqliteConnection, StoreError> {
+    let deadline = tokio::time::Instant::now() + SETUP_RACE;
+    loop {
+        let raced = match options.connect().await {
+            Err(e) if is_busy(&e) => StoreError::Database { context: "opening the database", source: e },
+            Err(e) => return Err(StoreError::Database { context: "opening the database", source: e }),
+            Ok(mut conn) => match MIGRATOR.run(&mut conn).await {
+                Ok(()) => return Ok(conn),
+                Err(e) => {
+                    let error = StoreError::Invalid(format!("migrating the database: {e}"));
+                    let _ = conn.close().await;
+                    match e {
+                        sqlx::migrate::MigrateError::Execute(_) | sqlx::migrate::MigrateError::ExecuteMigration(..) => {
+                            error
+                        }
+                        _ => return Err(error),
+                    }
+                }
+            },
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(raced);
+        }
+        tracing::debug!(error = %raced, "another process may be setting up the database; trying again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether SQLite answered that the database is busy or locked.
+fn is_busy(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else { return false };
+    // Extended codes keep the primary one in the low byte.
+    let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0) & 0xff;
+    code == 5 || code == 6
+}
+
+/// The database file `url` names; `None` for an in-memory database.
+fn database_file<'a>(url: &str, options: &'a SqliteConnectOptions) -> Option<&'a Path> {
+    let name = options.get_filename();
+    // sqlx names `sqlite::memory:` databases `file:sqlx-in-memory-<n>`.
+    let memory_name =
+        name.as_os_str().to_string_lossy().starts_with("file:sqlx-in-memory-") || name == Path::new(":memory:");
+    let memory_mode = url.split_once('?').is_some_and(|(_, query)| query.split('&').any(|p| p == "mode=memory"));
+    (!memory_name && !memory_mode).then_some(name)
 }
 
 /// Runs the ops of one call. The write rules check everything before their
@@ -189,6 +258,18 @@ impl Store for SqliteStore {
     async fn save_response(&self, app_id: &str, key: &str, response: &SavedResponse) -> Result<(), StoreError> {
         self.save_response_impl(app_id, key, response).await
     }
+    async fn claim_key(
+        &self,
+        app_id: &str,
+        key: &str,
+        stale_after: Duration,
+        keep_for: Duration,
+    ) -> Result<bool, StoreError> {
+        self.claim_key_impl(app_id, key, stale_after, keep_for).await
+    }
+    async fn release_key(&self, app_id: &str, key: &str) -> Result<(), StoreError> {
+        self.release_key_impl(app_id, key).await
+    }
 
     async fn cursors(&self, app_id: &str) -> Result<HashMap<String, i64>, StoreError> {
         self.cursors_impl(app_id).await
@@ -235,7 +316,7 @@ impl Store for SqliteStore {
     }
 
     async fn claim_app(&self, app_id: &str, holder: &str, lease: Duration) -> Result<bool, StoreError> {
-        Ok(self.claim_app_impl(app_id, holder, lease))
+        self.claim_app_impl(app_id, holder, lease)
     }
     async fn release_app(&self, app_id: &str, holder: &str) -> Result<(), StoreError> {
         self.release_app_impl(app_id, holder);
@@ -255,9 +336,12 @@ impl Store for SqliteStore {
     async fn close(&self) {
         // Readers first, the writer last: it finishes the jobs queued, and
         // whichever connection closes last folds the log into the database
-        // file and deletes it.
+        // file and deletes it (if another process still has the file open,
+        // its last connection does).
         self.reader.close().await;
         self.checkpoints.stop().await;
         self.writer.close().await;
+        // Another process sharing the file may deliver from now on.
+        self.delivery_lock.release();
     }
 }

@@ -7,7 +7,8 @@
 //! transaction, and commits once: one disk sync acknowledges many writes.
 //! A job that fails rolls back to its savepoint and fails alone; a commit that
 //! fails fails every job of the group, so nothing is acknowledged unless it
-//! is on disk.
+//! is on disk. (Except a group of volatile jobs only, [`Writer::exec_volatile`]:
+//! marks worth nothing after a crash, committed without waiting for the disk.)
 
 use async_trait::async_trait;
 use futures_core_shim::BoxFuture;
@@ -35,12 +36,15 @@ trait Job: Send {
     fn fail(self: Box<Self>, error: String);
     /// Whether the job may log changes, so its commit must wake delivery.
     fn wakes(&self) -> bool;
+    /// Whether its commit must be on disk before it is answered.
+    fn durable(&self) -> bool;
 }
 
 struct TypedJob<T, F> {
     work: F,
     reply: oneshot::Sender<Result<T, StoreError>>,
     wakes: bool,
+    durable: bool,
 }
 
 struct TypedFinish<T> {
@@ -75,6 +79,10 @@ where
 
     fn wakes(&self) -> bool {
         self.wakes
+    }
+
+    fn durable(&self) -> bool {
+        self.durable
     }
 }
 
@@ -122,7 +130,21 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
-        self.submit(work, false).await
+        self.submit(work, false, true).await
+    }
+
+    /// [`Writer::exec`] for state that is worthless after a crash (the mark
+    /// of a request being answered): other connections, other processes
+    /// included, see it once it commits, but a group made of such jobs only
+    /// commits without syncing (`synchronous = OFF`), so a lone one does not
+    /// wait for the disk. A power loss may forget it; a later durable commit
+    /// syncs it with its own.
+    pub(crate) async fn exec_volatile<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    {
+        self.submit(work, false, false).await
     }
 
     /// [`Writer::exec`] for record writes: their commit bumps `commits`,
@@ -132,16 +154,16 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
-        self.submit(work, true).await
+        self.submit(work, true, true).await
     }
 
-    async fn submit<T, F>(&self, work: F, wakes: bool) -> Result<T, StoreError>
+    async fn submit<T, F>(&self, work: F, wakes: bool, durable: bool) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(TypedJob { work, reply, wakes });
+        let job: Box<dyn Job> = Box::new(TypedJob { work, reply, wakes, durable });
         if self.queue.send(Message::Job(job)).await.is_err() {
             return Err(StoreError::Unavailable("the writer has stopped".into()));
         }
@@ -162,6 +184,8 @@ impl Writer {
 async fn run(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Message>, commits: watch::Sender<u64>) {
     // Who asked to close, answered once the connection is closed.
     let mut closes: Vec<oneshot::Sender<()>> = Vec::new();
+    // Whether commits sync (`synchronous = FULL`, as the store opened it).
+    let mut syncing = true;
     while let Some(message) = queue.recv().await {
         let first = match message {
             Message::Job(job) => job,
@@ -182,7 +206,12 @@ async fn run(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Message>, com
             }
         }
         let wakes = group.iter().any(|job| job.wakes());
-        run_group(&mut conn, group).await;
+        let durable = group.iter().any(|job| job.durable());
+        match set_syncing(&mut conn, &mut syncing, durable).await {
+            Ok(()) => run_group(&mut conn, group).await,
+            // Nothing of the group ran: a durable job never commits unsynced.
+            Err(e) => group.into_iter().for_each(|job| job.fail(format!("could not set how commits sync: {e}"))),
+        }
         if wakes {
             commits.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -199,12 +228,29 @@ async fn run(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Message>, com
             Message::Close(done) => closes.push(done),
         }
     }
+    // Closing may fold the log into the database file, which must be synced.
+    if let Err(e) = set_syncing(&mut conn, &mut syncing, true).await {
+        tracing::warn!(error = %e, "could not make the last checkpoint sync");
+    }
     if let Err(e) = sqlx::Connection::close(conn).await {
         tracing::warn!(error = %e, "closing the write connection");
     }
     for done in closes {
         let _ = done.send(());
     }
+}
+
+/// Makes commits sync (`synchronous = FULL`) or not (`OFF`), if they do not yet.
+async fn set_syncing(conn: &mut SqliteConnection, syncing: &mut bool, sync: bool) -> Result<(), sqlx::Error> {
+    if *syncing != sync {
+        let pragma = if sync { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = OFF" };
+        if let Err(e) = sqlx::query(pragma).execute(&mut *conn).await {
+            tracing::error!(error = %e, pragma, "could not set how commits sync");
+            return Err(e);
+        }
+        *syncing = sync;
+    }
+    Ok(())
 }
 
 async fn run_group(conn: &mut SqliteConnection, group: Vec<Box<dyn Job>>) {
@@ -229,5 +275,46 @@ async fn run_group(conn: &mut SqliteConnection, group: Vec<Box<dyn Job>>) {
     };
     for finisher in finishers {
         finisher.finish(commit.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Context;
+    use crate::sqlite::SqliteStore;
+    use crate::Store;
+
+    fn read_synchronous(conn: &mut SqliteConnection) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(async move {
+            let mode = sqlx::query_scalar("PRAGMA synchronous").fetch_one(conn).await;
+            mode.context("reading how commits sync")
+        })
+    }
+
+    /// How the commit of a job of this kind syncs: 2 FULL, 0 OFF.
+    async fn synchronous(store: &SqliteStore, durable: bool) -> i64 {
+        match durable {
+            true => store.writer.exec(read_synchronous).await.unwrap(),
+            false => store.writer.exec_volatile(read_synchronous).await.unwrap(),
+        }
+    }
+
+    /// A volatile job commits unsynced, and every durable one after it synced.
+    #[tokio::test]
+    async fn only_volatile_groups_commit_without_syncing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("w.db").display())).await.unwrap();
+        const OFF: i64 = 0;
+        const FULL: i64 = 2;
+        assert_eq!(synchronous(&store, true).await, FULL);
+        assert_eq!(synchronous(&store, false).await, OFF);
+        assert_eq!(synchronous(&store, false).await, OFF);
+        assert_eq!(synchronous(&store, true).await, FULL);
+        assert_eq!(synchronous(&store, false).await, OFF);
+        // A group with a durable job in it syncs, whatever else it holds.
+        let (a, b) = tokio::join!(synchronous(&store, false), synchronous(&store, true));
+        assert!(b == FULL && (a == FULL || a == OFF), "{a} {b}");
+        store.close().await;
     }
 }
