@@ -15,6 +15,7 @@ mod buffer;
 mod checkpoint;
 mod delivery;
 mod delivery_lock;
+mod idempotency;
 mod platform;
 mod records;
 mod rows;
