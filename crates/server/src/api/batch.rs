@@ -86,7 +86,7 @@ pub async fn batch(
     JsonBytes(raw): JsonBytes,
 ) -> Result<Response, ApiError> {
     let replay = Replayable::from_request(&app.id, "POST", "batch", &headers, &raw)?;
-    idempotency::run(&state, replay, async {
+    idempotency::run(&state.clone(), replay, async move {
         let request: BatchRequest = parse_json_as(&raw, r#"{"ops": [{"method", "url", "params"}]}"#)?;
         if request.ops.len() > state.config.batch_max_ops {
             return Err(ApiError::PayloadTooLarge(format!("A batch holds at most {} ops", state.config.batch_max_ops)));

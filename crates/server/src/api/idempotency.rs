@@ -1,10 +1,13 @@
 //! `Idempotency-Key`: a repeated POST, PUT, DELETE or batch with the same key
 //! replays the first answer for a day instead of writing again.
 //!
-//! The answer is saved after the write commits. A hub that dies between the
-//! two forgets the key, and a repeat then writes again; upserts by external
-//! id (how connectors write) are idempotent anyway, and the window is one
-//! local write long.
+//! A key is marked in the database before its request runs, so twins sent to
+//! any process of the hub wait for the first (409 meanwhile); the answer
+//! replaces the mark once the write has committed. A hub that dies between
+//! the commit and saving the answer leaves the mark, which goes stale after
+//! twice `request_timeout_secs`; a repeat after that writes again. Upserts
+//! by external id (how connectors write) are idempotent anyway, and the
+//! window is one local write long.
 
 use std::future::Future;
 use std::time::Duration;
@@ -58,16 +61,21 @@ impl Replayable {
 }
 
 /// Runs `work` once per key: a repeat replays the saved answer.
+///
+/// A keyed request runs to its end on a task of its own, even if its client
+/// goes away: a client that timed out and sends the same key again then gets
+/// the answer (or a 409 while it is still being made), rather than finding the
+/// key marked by a request nobody finished.
 pub async fn run<F>(state: &AppState, req: Replayable, work: F) -> Result<Response, ApiError>
 where
-    F: Future<Output = Result<Response, ApiError>>,
+    F: Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
     let Some(key) = req.key.clone() else { return work.await };
     if let Some(saved) = fresh_saved(state, &req.app_id, &key).await? {
         return replay(saved, &req.fingerprint);
     }
 
-    let _guard = InFlight::claim(state, &req.app_id, &key)?;
+    let guard = InFlight::claim(state, &req.app_id, &key)?;
     // Other processes sharing the database see the claim too.
     let stale_after = Duration::from_secs(state.config.request_timeout_secs.saturating_mul(2));
     let keep_for = Duration::from_secs(u64::from(state.config.idempotency_hours) * 3600);
@@ -83,11 +91,17 @@ where
     if let Some(saved) = fresh_saved(state, &req.app_id, &key).await.ok().flatten() {
         return replay(saved, &req.fingerprint);
     }
-    let response = match work.await {
-        Ok(response) => response,
-        Err(e) => axum::response::IntoResponse::into_response(e),
-    };
-    save(state, &req, &key, response).await
+    let state = state.clone();
+    let task = tokio::spawn(async move {
+        // Held until the answer is saved, so a twin in this process waits for it.
+        let _guard = guard;
+        let response = match work.await {
+            Ok(response) => response,
+            Err(e) => axum::response::IntoResponse::into_response(e),
+        };
+        save(&state, &req, &key, response).await
+    });
+    task.await.map_err(|e| ApiError::Internal(anyhow::anyhow!("answering a keyed request: {e}")))?
 }
 
 fn in_flight() -> ApiError {

@@ -212,7 +212,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&state, app, &group_id, &headers).await?;
     let replay = Replayable::from_request(&ctx.app.id, "POST", &format!("{group_id}/{entity}"), &headers, &body.raw)?;
-    idempotency::run(&state, replay, async {
+    idempotency::run(&state.clone(), replay, async move {
         let def = ctx.writable(&entity)?;
         let target = if def.singleton { Target::Singleton } else { Target::New };
         let op = write_op(&ctx, def, target, body.value, None, false)?;
@@ -232,7 +232,7 @@ pub async fn update(
     let ctx = Ctx::new(&state, app, &group_id, &headers).await?;
     let replay =
         Replayable::from_request(&ctx.app.id, "PUT", &format!("{group_id}/{entity}/{id}"), &headers, &body.raw)?;
-    idempotency::run(&state, replay, async {
+    idempotency::run(&state.clone(), replay, async move {
         let def = ctx.writable(&entity)?;
         let target = Target::Id(load(&state, &ctx, def, &id).await?.id);
         let op = write_op(&ctx, def, target, body.value, if_match(&headers)?, false)?;
@@ -251,7 +251,7 @@ pub async fn update_singleton(
 ) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&state, app, &group_id, &headers).await?;
     let replay = Replayable::from_request(&ctx.app.id, "PUT", &format!("{group_id}/{entity}"), &headers, &body.raw)?;
-    idempotency::run(&state, replay, async {
+    idempotency::run(&state.clone(), replay, async move {
         let def = ctx.writable(&entity)?;
         if !def.singleton {
             return Err(ApiError::bad_request("bad-request", format!("PUT needs a record id: /{}/{{id}}", def.name)));
@@ -271,7 +271,7 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&state, app, &group_id, &headers).await?;
     let replay = Replayable::from_request(&ctx.app.id, "DELETE", &format!("{group_id}/{entity}/{id}"), &headers, b"")?;
-    idempotency::run(&state, replay, async {
+    idempotency::run(&state.clone(), replay, async move {
         let def = ctx.writable(&entity)?;
         let target = Target::Id(load(&state, &ctx, def, &id).await?.id);
         let op = write_op(&ctx, def, target, json!({ def.name: {} }), if_match(&headers)?, true)?;

@@ -190,3 +190,51 @@ async fn an_idempotency_key_is_per_app_and_never_replays_another_apps_answer() {
     names.sort();
     assert_eq!(names, ["Mine", "Theirs"]);
 }
+
+#[tokio::test]
+async fn a_keyed_batch_whose_client_went_away_is_finished_and_replayed_to_the_retry() {
+    use tokio::io::AsyncWriteExt;
+
+    let world = World::new().await;
+    let people = (0..1000).map(|i| json!({ "first_name": format!("Person {i}"), "last_name": "Gone-Away" }));
+    let body = crate::support::batch_of(&world.group, "people", people).to_string();
+
+    // Send the whole request, then hang up before the answer comes.
+    let address = world.hub.base.trim_start_matches("http://").to_string();
+    let auth = base64_basic(&world.app.api_id, &world.app.api_key);
+    let request = format!(
+        "POST /batch HTTP/1.1\r\nhost: {address}\r\nauthorization: Basic {auth}\r\ncontent-type: application/json\r\n\
+         idempotency-key: gone-1\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // Hang up once the hub has marked the key, i.e. while the batch is written.
+    let store = world.hub.store();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.saved_response(&world.app.api_id, "gone-1").await.unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the hub never took the request");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    drop(stream);
+
+    // The retry gets the first request's answer once it is made: 409 meanwhile.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (status, headers) = loop {
+        let retry =
+            world.hub.api(&world.app, Method::POST, "/batch").header("idempotency-key", "gone-1").body(body.clone());
+        let (status, headers, _) = send_raw(retry.header("content-type", "application/json")).await;
+        if status != StatusCode::CONFLICT || std::time::Instant::now() > deadline {
+            break (status, headers);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, StatusCode::OK, "the retry is answered, not refused for minutes");
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(world.list_all("people").await.len(), 1000, "written once");
+}
+
+fn base64_basic(id: &str, key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{key}"))
+}
