@@ -45,11 +45,7 @@ async fn start_receiver(bodies: Arc<Mutex<Vec<String>>>) -> String {
             StatusCode::NO_CONTENT
         }
     };
-    let app = axum::Router::new().route("/hook", axum::routing::post(receive));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    hub_process::serve_receiver(axum::Router::new().route("/hook", axum::routing::post(receive))).await
 }
 
 async fn idle_cpu(hub: &Hub) -> f64 {

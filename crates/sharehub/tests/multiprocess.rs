@@ -170,9 +170,7 @@ async fn receive(State((tally, tx)): State<ReceiverState>, headers: HeaderMap, b
 async fn start_receiver(tally: Arc<Tally>) -> (String, mpsc::UnboundedReceiver<String>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state((tally, tx));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = hub_process::serve_receiver(app).await;
     (url, rx)
 }
 
@@ -398,15 +396,7 @@ async fn converge(db: Db) {
     let ids: std::collections::HashSet<&String> = answers.iter().map(|(_, id)| id).collect();
     assert_eq!(ids.len(), 1, "every process answered the same record: {answers:?}");
 
-    let list: Value = client
-        .get(format!("{}/api/v2/{}/organizations", hubs[2].base, writer.group))
-        .basic_auth(&writer.api_id, Some(&writer.api_key))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = hub_process::list_organizations(&client, &hubs[2], &writer, "").await;
     assert_eq!(list["pagination"]["total"], 1, "{list}");
 
     idempotency_keys_hold_across_processes(&client, &hubs, &writer).await;
@@ -436,14 +426,6 @@ async fn idempotency_keys_hold_across_processes(client: &reqwest::Client, hubs: 
         assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
         assert!(statuses.contains(&201), "{statuses:?}");
     }
-    let list: Value = client
-        .get(format!("{}/api/v2/{}/organizations?$top=100&$filter=name ne 'Acme'", hubs[0].base, w.group))
-        .basic_auth(&w.api_id, Some(&w.api_key))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = hub_process::list_organizations(client, &hubs[0], w, "&$filter=name ne 'Acme'").await;
     assert_eq!(list["pagination"]["total"], 10, "one record per key: {list}");
 }

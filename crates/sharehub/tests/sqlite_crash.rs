@@ -42,11 +42,8 @@ async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body
 }
 
 async fn start_receiver(receiver: Arc<Receiver>) -> String {
-    let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(receiver);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    hub_process::serve_receiver(axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(receiver))
+        .await
 }
 
 fn spawn_hub(dir: &Path, name: &str) -> Hub {

@@ -52,11 +52,8 @@ async fn receive(State(arrivals): State<Arrivals>, headers: HeaderMap, body: Byt
 }
 
 async fn start_receiver(arrivals: Arrivals) -> String {
-    let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(arrivals);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    hub_process::serve_receiver(axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(arrivals))
+        .await
 }
 
 fn spawn_hub(dir: &Path, name: &str) -> Hub {
@@ -283,14 +280,6 @@ async fn an_idempotency_key_holds_across_processes() {
         assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{key}: {statuses:?}");
         assert!(statuses.contains(&201), "{key}: {statuses:?}");
     }
-    let list: Value = client
-        .get(format!("{}/api/v2/{}/organizations?$top=100", hubs[1].base, w.group))
-        .basic_auth(&w.api_id, Some(&w.api_key))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = hub_process::list_organizations(&client, &hubs[1], &w, "").await;
     assert_eq!(list["pagination"]["total"], ROUNDS, "one record per key: {list}");
 }

@@ -153,3 +153,26 @@ pub async fn write(client: &reqwest::Client, hub: &Hub, w: &Writer, id: Option<&
     let record = &body["organizations"];
     (record["id"].as_str().unwrap().to_string(), record["version"].as_i64().unwrap())
 }
+
+/// Serves a webhook receiver on a free loopback port; answers its URL.
+/// `app` routes `POST /hook`.
+pub async fn serve_receiver(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// The organization records `w` lists in its group through `hub` (one page
+/// of up to 100, after `query` such as `&$filter=...`).
+pub async fn list_organizations(client: &reqwest::Client, hub: &Hub, w: &Writer, query: &str) -> Value {
+    client
+        .get(format!("{}/api/v2/{}/organizations?$top=100{query}", hub.base, w.group))
+        .basic_auth(&w.api_id, Some(&w.api_key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
