@@ -88,6 +88,9 @@ pub struct NewApp {
     pub entities: Vec<EntityAccess>,
 }
 
+/// Why an endpoint is disabled when an administrator stopped it.
+pub(crate) const STOPPED_BY_ADMIN: &str = "stopped by an administrator";
+
 /// Changes to an app; fields left out stay as they are. A field it does not
 /// have (`provider`, which never changes, or a misspelling) is refused.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -239,3 +239,35 @@ async fn the_platform_api_names_its_credentials_and_the_fields_it_refuses() {
         assert_eq!(status, StatusCode::OK, "{rest} of a real app: {body}");
     }
 }
+
+#[tokio::test]
+async fn two_administrators_patching_one_app_at_once_both_keep_their_change() {
+    let hub = TestApp::spawn().await;
+    let app = hub.create_app("shared", &[("people", "r")], None).await;
+    let path = format!("/platform/v1/apps/{}", app.api_id);
+    let rounds = 40;
+
+    // One renames the app, round after round; the other changes its rights.
+    let renames = async {
+        for i in 1..=rounds {
+            let (status, body) =
+                send_json(hub.admin(Method::PATCH, &path).json(&json!({ "name": format!("name {i}") }))).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    let regrants = async {
+        for i in 1..=rounds {
+            let entities = json!([{ "entity": "people", "read": true, "write": i % 2 == 0, "subscribe": false },
+                                  { "entity": "items", "read": true, "write": false, "subscribe": i == rounds }]);
+            let (status, body) =
+                send_json(hub.admin(Method::PATCH, &path).json(&json!({ "entities": entities }))).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    tokio::join!(renames, regrants);
+
+    let (_, body) = send_json(hub.admin(Method::GET, &path)).await;
+    assert_eq!(body["app"]["name"], format!("name {rounds}"), "{body}");
+    let items = body["app"]["entities"].as_array().unwrap().iter().find(|e| e["entity"] == "items").cloned();
+    assert_eq!(items.unwrap()["subscribe"], true, "the last grant holds: {body}");
+}

@@ -89,37 +89,34 @@ impl PgStore {
         Ok((app, secrets))
     }
 
+    /// Writes only the fields `update` names, so that two updates at once (or
+    /// an update and the delivery worker disabling the endpoint) both hold.
     pub(crate) async fn update_app_impl(&self, app_id: &str, update: AppUpdate) -> Result<Option<App>, StoreError> {
-        let Some(mut app) = self.get_app_impl(app_id).await? else {
-            return Ok(None);
-        };
-        if let Some(name) = update.name {
-            app.name = name;
-        }
-        if let Some(url) = update.notification_url {
-            app.notification_url = url;
-        }
-        if let Some(entities) = update.entities {
-            app.entities = entities;
-        }
-        match update.endpoint_enabled {
-            Some(true) => app.endpoint_disabled = None,
-            Some(false) => app.endpoint_disabled = Some("stopped by an administrator".into()),
-            None => {}
-        }
-
+        let disabled = update.endpoint_enabled.map(|on| (!on).then(|| STOPPED_BY_ADMIN.to_string()));
         let mut tx = self.pool.begin().await.context("updating an app")?;
-        sqlx::query("UPDATE apps SET name = $1, notification_url = $2, endpoint_disabled = $3 WHERE id = $4")
-            .bind(&app.name)
-            .bind(&app.notification_url)
-            .bind(&app.endpoint_disabled)
-            .bind(&app.id)
-            .execute(&mut *tx)
-            .await
-            .context("updating an app")?;
-        write_entities(&mut tx, &app.id, &app.entities).await?;
+        let updated = sqlx::query(
+            "UPDATE apps SET name = CASE WHEN $1 THEN $2 ELSE name END, \
+             notification_url = CASE WHEN $3 THEN $4 ELSE notification_url END, \
+             endpoint_disabled = CASE WHEN $5 THEN $6 ELSE endpoint_disabled END WHERE id = $7",
+        )
+        .bind(update.name.is_some())
+        .bind(&update.name)
+        .bind(update.notification_url.is_some())
+        .bind(update.notification_url.clone().flatten())
+        .bind(disabled.is_some())
+        .bind(disabled.flatten())
+        .bind(app_id)
+        .execute(&mut *tx)
+        .await
+        .context("updating an app")?;
+        if updated.rows_affected() == 0 {
+            return Ok(None);
+        }
+        if let Some(entities) = &update.entities {
+            write_entities(&mut tx, app_id, entities).await?;
+        }
         tx.commit().await.context("updating an app")?;
-        Ok(Some(app))
+        self.get_app_impl(app_id).await
     }
 
     pub(crate) async fn get_app_impl(&self, app_id: &str) -> Result<Option<App>, StoreError> {
