@@ -23,13 +23,16 @@ pub fn init_logging(format: &str, default_filter: &str) {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Listening before anything starts: a SIGTERM sent as soon as the hub
+    // answers must still stop it cleanly.
+    let stop = shutdown_signal();
     let store = sharehub_store::open(&config.database_url).await.context("opening the database")?;
     let listener =
         tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     let grace = std::time::Duration::from_secs(config.request_timeout_secs);
     let running = sharehub_server::start(config, store, listener).await?;
     println!("sharehub listening on http://{}", running.addr);
-    shutdown_signal().await;
+    stop.await;
     tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing requests in flight");
     if tokio::time::timeout(grace, running.stop()).await.is_err() {
         tracing::warn!("requests still in flight after the grace period; stopping anyway");
@@ -37,20 +40,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM received after this call (the handlers are
+/// installed at once, not when the future is first awaited).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (term, interrupt) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+        async move {
+            match (term, interrupt) {
+                (Ok(mut term), Ok(mut interrupt)) => {
+                    tokio::select! { _ = term.recv() => {}, _ = interrupt.recv() => {} }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
