@@ -16,6 +16,16 @@ impl FieldError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self { path: path.into(), message: message.into() }
     }
+
+    /// The same error seen from the field holding this one's path:
+    /// `0/realm` under `organization_id` is `organization_id/0/realm`.
+    pub fn under(self, parent: &str) -> Self {
+        let path = match self.path.is_empty() {
+            true => parent.to_string(),
+            false => format!("{parent}/{}", self.path),
+        };
+        Self { path, ..self }
+    }
 }
 
 impl std::fmt::Display for FieldError {

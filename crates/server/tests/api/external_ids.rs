@@ -227,3 +227,48 @@ async fn linking_an_external_id_that_names_another_record_is_a_409_and_changes_n
     assert_eq!(status, StatusCode::OK, "{upserted}");
     assert_eq!(upserted["people"]["id"], ann["id"]);
 }
+
+#[tokio::test]
+async fn numeric_external_ids_are_whole_numbers_of_at_most_255_digits() {
+    let world = World::new().await;
+    let own = |id: Value| json!([{ "provider": world.app.provider, "id": id }]);
+    let (status, body) = world.post("people", json!({ "id": own(json!(1001)), "first_name": "Number" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = world.post("people", json!({ "id": world.own("1001"), "last_name": "Same" })).await;
+    assert_eq!(status, StatusCode::OK, "the number 1001 and the text \"1001\" are one id: {body}");
+
+    let digits: Value = serde_json::from_str(&"9".repeat(300)).unwrap();
+    for (id, says) in [(digits, "at most 255"), (json!(1.5), "whole number"), (json!(1e300), "whole number")] {
+        let (status, body) = world.post("people", json!({ "id": own(id.clone()), "first_name": "Bad" })).await;
+        crate::support::assert_invalid_at(status, &body, "id/0/id");
+        assert!(body.to_string().contains(says), "{id}: {body}");
+    }
+    assert_eq!(world.list_all("people").await.len(), 1);
+}
+
+#[tokio::test]
+async fn two_ids_of_the_caller_in_one_array_are_a_422() {
+    let world = World::new().await;
+    let ids = json!([{ "provider": world.app.provider, "id": "a" }, { "provider": world.app.provider, "id": "b" }]);
+    let (status, body) = world.post("people", json!({ "id": ids, "first_name": "Twice" })).await;
+    crate::support::assert_invalid_at(status, &body, "id/1/id");
+    assert!(world.list_all("people").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_reference_in_id_array_form_is_refused_at_the_entry_that_is_wrong() {
+    let world = World::new().await;
+    world.create("organizations", json!({ "id": world.own("acme"), "name": "Acme" })).await;
+    let wrong_realm = json!([{ "provider": world.app.provider, "realm": "elsewhere", "id": "acme" }]);
+    let (status, body) = world.post("people", json!({ "first_name": "Ann", "organization_id": wrong_realm })).await;
+    crate::support::assert_invalid_at(status, &body, "organization_id/0/realm");
+
+    let too_long = json!([{ "provider": world.app.provider, "id": "x".repeat(256) }]);
+    let (status, body) = world.post("people", json!({ "first_name": "Ann", "organization_id": too_long })).await;
+    crate::support::assert_invalid_at(status, &body, "organization_id/0/id");
+
+    let unknown = json!([{ "provider": world.app.provider, "id": "nobody" }]);
+    let (status, body) = world.post("people", json!({ "first_name": "Ann", "organization_id": unknown })).await;
+    crate::support::assert_invalid_at(status, &body, "organization_id");
+    assert!(world.list_all("people").await.is_empty());
+}

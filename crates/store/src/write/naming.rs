@@ -35,37 +35,48 @@ pub(super) fn read_body_id(body: &Map<String, Value>, caller: &crate::write::Cal
 }
 
 pub(super) fn read_id_entries(entries: &[Value], caller: &Caller) -> Result<BodyId, WriteError> {
+    read_id_array(entries, caller).map_err(|e| WriteError::Invalid(vec![e.under("id")]))
+}
+
+/// The id an id array names for `caller`, or what is wrong with it (at a
+/// path within the array, such as `0/realm`).
+fn read_id_array(entries: &[Value], caller: &Caller) -> Result<BodyId, FieldError> {
     let mut hub = None;
+    let mut own: Option<String> = None;
     for (i, entry) in entries.iter().enumerate() {
         let field = |name: &str| entry.get(name).and_then(Value::as_str);
         if !entry.is_object() {
-            return Err(invalid(&format!("id/{i}"), "expected {\"provider\", \"realm\", \"id\"}"));
+            return Err(FieldError::new(i.to_string(), "expected {\"provider\", \"realm\", \"id\"}"));
         }
         let Some(provider) = field("provider") else {
-            return Err(invalid(&format!("id/{i}/provider"), "expected the name of the app's provider (a string)"));
+            return Err(FieldError::new(format!("{i}/provider"), "expected the name of the app's provider (a string)"));
         };
         let Some(id) = id_text(entry.get("id")) else {
-            return Err(invalid(&format!("id/{i}/id"), &id_problem(entry.get("id"))));
+            return Err(FieldError::new(format!("{i}/id"), id_problem(entry.get("id"))));
         };
         if provider == caller.provider {
-            // An entry of the caller's provider under another realm would be
-            // dropped, and the record created again unlinked on every send.
-            if let Some(realm) = entry.get("realm").filter(|r| !r.is_null()) {
-                if realm.as_str() != Some(caller.realm.as_str()) {
-                    let why = format!(
-                        "this app's realm in this organization is {:?}: send it or leave realm out",
-                        caller.realm
-                    );
-                    return Err(invalid(&format!("id/{i}/realm"), &why));
-                }
+            check_own_realm(entry, caller).map_err(|why| FieldError::new(format!("{i}/realm"), why))?;
+            // Two ids of one app for one record: which one to keep is a guess.
+            if own.as_ref().is_some_and(|first| *first != id) {
+                return Err(FieldError::new(format!("{i}/id"), "a second id of your app; send one"));
             }
-            return Ok(BodyId::External(id));
-        }
-        if provider == "connec" {
+            own = Some(id);
+        } else if provider == "connec" {
             hub = Uuid::parse_str(&id).ok().map(BodyId::Hub);
         }
     }
-    Ok(hub.unwrap_or(BodyId::OthersOnly))
+    Ok(own.map(BodyId::External).or(hub).unwrap_or(BodyId::OthersOnly))
+}
+
+/// An entry of the caller's provider under another realm would be dropped,
+/// and the record created again, unlinked, on every send.
+fn check_own_realm(entry: &Value, caller: &Caller) -> Result<(), String> {
+    match entry.get("realm").filter(|r| !r.is_null()) {
+        Some(realm) if realm.as_str() != Some(caller.realm.as_str()) => {
+            Err(format!("this app's realm in this organization is {:?}: send it or leave realm out", caller.realm))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The longest external id, in characters. Ids are indexed with their
@@ -79,19 +90,35 @@ fn id_problem(value: Option<&Value>) -> String {
     match value {
         Some(Value::String(s)) if s.contains('\0') => "must not contain U+0000".into(),
         Some(Value::String(s)) if s.is_empty() => "must not be empty".into(),
-        Some(Value::String(_)) => format!("must be at most {MAX_EXTERNAL_ID_CHARS} characters"),
-        _ => "expected the app's own id (a string or a number)".into(),
+        Some(Value::String(_) | Value::Number(_)) if is_too_long(value) => {
+            format!("must be at most {MAX_EXTERNAL_ID_CHARS} characters")
+        }
+        _ => "expected the app's own id (a string or a whole number)".into(),
     }
 }
 
-/// An external id as text: apps send their ids as strings or as numbers.
-/// Text with U+0000 is no id (no backend can store it).
+fn is_too_long(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::String(s)) => s.chars().count() > MAX_EXTERNAL_ID_CHARS,
+        Some(Value::Number(n)) => n.to_string().len() > MAX_EXTERNAL_ID_CHARS,
+        _ => false,
+    }
+}
+
+/// An external id as text: apps send their ids as strings or as whole
+/// numbers (`1e3` or `1.5` names no row of theirs). Text with U+0000 is no id
+/// (no backend can store it).
 pub(super) fn id_text(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::String(s) if is_storable_id(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::Number(n) => Some(n.to_string()).filter(|t| is_whole_number(t) && is_storable_id(t)),
         _ => None,
     }
+}
+
+fn is_whole_number(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn is_storable_id(s: &str) -> bool {
@@ -133,7 +160,7 @@ pub(super) async fn resolve_references<T: WriteTx + ?Sized>(
     for (target, path, value) in wanted {
         match resolve_one(tx, op, target, &value).await? {
             Ok(id) => resolved.push((path, id)),
-            Err(message) => errors.push(FieldError::new(path, message)),
+            Err(error) => errors.push(error.under(&path)),
         }
     }
     if !errors.is_empty() {
@@ -150,23 +177,23 @@ pub(super) async fn resolve_references<T: WriteTx + ?Sized>(
     Ok(rewrite.map_err(WriteError::Invalid))
 }
 
+/// The hub id a reference names, or what is wrong with it (at a path within
+/// the reference, empty for the reference itself).
 pub(super) async fn resolve_one<T: WriteTx + ?Sized>(
     tx: &mut T,
     op: &WriteOp,
     target: &str,
     value: &Value,
-) -> Result<Result<Uuid, String>, StoreError> {
+) -> Result<Result<Uuid, FieldError>, StoreError> {
+    let not_an_id = || FieldError::new("", format!("expected a hub id of {target} or an id array"));
     let named = match value {
-        Value::String(s) => {
-            Uuid::parse_str(s).map(BodyId::Hub).map_err(|_| format!("expected a hub id of {target} or an id array"))
-        }
-        Value::Array(entries) => read_id_entries(entries, &op.caller)
-            .map_err(|_| "expected an id array of {provider, realm, id}".to_string()),
-        _ => Err(format!("expected a hub id of {target} or an id array")),
+        Value::String(s) => Uuid::parse_str(s).map(BodyId::Hub).map_err(|_| not_an_id()),
+        Value::Array(entries) => read_id_array(entries, &op.caller),
+        _ => Err(not_an_id()),
     };
     let named = match named {
         Ok(named) => named,
-        Err(message) => return Ok(Err(message)),
+        Err(error) => return Ok(Err(error)),
     };
 
     let found = match &named {
@@ -174,10 +201,13 @@ pub(super) async fn resolve_one<T: WriteTx + ?Sized>(
         BodyId::External(ext) => tx.find_link(&op.org_id, target, &op.caller.app_id, &op.caller.realm, ext).await?,
         BodyId::Absent | BodyId::OthersOnly => None,
     };
-    Ok(found.ok_or_else(|| match named {
-        BodyId::External(ext) => format!("no {target} record has your id {ext:?}"),
-        BodyId::Hub(id) => format!("no {target} record {id} in this organization"),
-        _ => format!("the id array holds neither your id nor a hub id of {target}"),
+    Ok(found.ok_or_else(|| {
+        let why = match named {
+            BodyId::External(ext) => format!("no {target} record has your id {ext:?}"),
+            BodyId::Hub(id) => format!("no {target} record {id} in this organization"),
+            _ => format!("the id array holds neither your id nor a hub id of {target}"),
+        };
+        FieldError::new("", why)
     }))
 }
 
