@@ -23,27 +23,47 @@ pub fn forget_echoed_totals(def: &EntityDef, old: &Value, patch: &mut Map<String
     }
     let Some(old_lines) = old.get("lines").and_then(Value::as_array) else { return };
     let Some(new_lines) = patch.get_mut("lines").and_then(Value::as_array_mut) else { return };
+    let same_count = new_lines.len() == old_lines.len();
+    let keys: Vec<Option<LineKey>> = new_lines.iter().map(line_key).collect();
     for (i, new_line) in new_lines.iter_mut().enumerate() {
+        let unique_key = keys[i].as_ref().filter(|key| keys.iter().flatten().filter(|k| k == key).count() == 1);
         let Some(new_line) = new_line.as_object_mut() else { continue };
-        if let Some(old_line) = matching_line(old_lines, new_line, i) {
+        if let Some(old_line) = matching_line(old_lines, new_line, unique_key, same_count.then_some(i)) {
             forget_echoed_line_total(old_line, new_line);
         }
     }
     forget_echoed_amount(old, old_lines, patch);
 }
 
-/// The old line a sent line stands for: the one with its `id`, else the one
-/// at its place.
+/// What tells a line without an `id` apart: what it sells and how it reads.
+type LineKey = (Option<Value>, Option<Value>);
+
+fn line_key(line: &Value) -> Option<LineKey> {
+    let key = (line.get("item_id").cloned(), line.get("description").cloned());
+    (key != (None, None)).then_some(key)
+}
+
+/// The old line a sent line stands for, when that is certain: the one with
+/// its `id`; else the only one with its item and description (`key`, when no
+/// other sent line has it); else the one at its place (`place`, given when
+/// no line was added or removed). When none is certain, its totals are the
+/// client's.
 fn matching_line<'a>(
     old_lines: &'a [Value],
     new_line: &Map<String, Value>,
-    i: usize,
+    key: Option<&LineKey>,
+    place: Option<usize>,
 ) -> Option<&'a Map<String, Value>> {
-    let line = match new_line.get("id").filter(|id| !id.is_null()) {
-        Some(id) => old_lines.iter().find(|old| old.get("id") == Some(id)),
-        None => old_lines.get(i),
-    };
-    line?.as_object()
+    if let Some(id) = new_line.get("id").filter(|id| !id.is_null()) {
+        return old_lines.iter().find(|old| old.get("id") == Some(id))?.as_object();
+    }
+    if let Some(key) = key {
+        let mut same = old_lines.iter().filter(|old| line_key(old).as_ref() == Some(key));
+        if let (Some(only), None) = (same.next(), same.next()) {
+            return only.as_object();
+        }
+    }
+    old_lines.get(place?)?.as_object()
 }
 
 fn forget_echoed_line_total(old_line: &Map<String, Value>, new_line: &mut Map<String, Value>) {
@@ -140,6 +160,29 @@ mod tests {
         ]}));
         forget_echoed_totals(invoices(), &old, &mut patch);
         assert_eq!(patch["lines"][0]["total_price"]["net_amount"], 8);
+    }
+
+    #[test]
+    fn a_line_removed_or_added_beside_a_changed_one_is_matched_by_its_description() {
+        let old = stored(json!({"lines": [
+            {"description": "A", "quantity": 1, "unit_price": {"net_amount": "10.00"}},
+            {"description": "B", "quantity": 1, "unit_price": {"net_amount": "5.00"}}
+        ]}));
+        // A removed, B's quantity changed, B's old total sent back.
+        let mut b = old["lines"][1].clone();
+        b["quantity"] = json!(3);
+        let mut patch = patch_of(json!({"lines": [b], "amount": old["amount"]}));
+        forget_echoed_totals(invoices(), &old, &mut patch);
+        assert!(patch["lines"][0].get("total_price").is_none(), "{patch:?}");
+
+        // A line of no description or item among lines added: nothing is certain.
+        let old = stored(json!({"lines": [{"quantity": 1, "unit_price": {"net_amount": 5}}]}));
+        let mut patch = patch_of(json!({"lines": [
+            {"quantity": 1, "unit_price": {"net_amount": 7}},
+            {"quantity": 2, "unit_price": {"net_amount": 5}, "total_price": {"net_amount": 5}}
+        ]}));
+        forget_echoed_totals(invoices(), &old, &mut patch);
+        assert_eq!(patch["lines"][1]["total_price"]["net_amount"], 5, "kept: no line is certainly the old one");
     }
 
     #[test]

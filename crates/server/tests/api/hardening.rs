@@ -60,6 +60,25 @@ async fn a_read_changed_and_written_back_invoice_gets_totals_of_its_new_lines() 
 }
 
 #[tokio::test]
+async fn an_invoice_written_back_with_a_line_removed_gets_totals_of_the_lines_left() {
+    let world = World::new().await;
+    let line = |d: &str, price: &str| json!({ "description": d, "quantity": 1, "unit_price": { "net_amount": price } });
+    let invoice =
+        world.create("invoices", json!({ "type": "CUSTOMER", "lines": [line("A", "10.00"), line("B", "5.00")] })).await;
+    let path = format!("invoices/{}", id_of(&invoice));
+
+    // Read, drop line A, triple line B, send back what was read.
+    let (_, read) = world.get(&path).await;
+    let mut b = read["invoices"]["lines"][1].clone();
+    b["quantity"] = json!(3);
+    let sent = json!({ "lines": [b], "amount": read["invoices"]["amount"] });
+    let (status, body) = world.put(&path, "invoices", sent).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["invoices"]["lines"][0]["total_price"]["net_amount"].to_string(), "15.00", "{body}");
+    assert_eq!(body["invoices"]["amount"]["net_amount"].to_string(), "15.00", "{body}");
+}
+
+#[tokio::test]
 async fn a_total_too_large_for_a_decimal_is_a_422_and_stores_nothing() {
     let world = World::new().await;
     let max = "79228162514264337593543950335";
