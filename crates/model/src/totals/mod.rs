@@ -63,7 +63,8 @@ pub fn fill_amounts(def: &EntityDef, record: &mut Value) -> Result<(), Vec<Field
     Ok(())
 }
 
-const TOO_LARGE: &str = "the total of the lines is too large for a decimal number";
+const TOO_LARGE: &str =
+    "the total of the lines is too large, or has too many decimal places, for an exact decimal number";
 
 /// Sums over the lines, per kind, and the currency they agree on.
 #[derive(Default)]
@@ -108,13 +109,40 @@ fn fill_line(line: &mut Map<String, Value>) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// quantity x unit price, with at least the unit price's scale.
+/// quantity x unit price, with at least the unit price's scale; `None` when
+/// no decimal holds it exactly.
 fn product(quantity: Decimal, unit: Decimal) -> Option<Decimal> {
-    let mut result = quantity.checked_mul(unit)?.normalize();
-    if result.scale() < unit.scale() {
-        result.rescale(unit.scale());
+    let exact_product = exact(quantity.mantissa().checked_mul(unit.mantissa())?, quantity.scale() + unit.scale())?;
+    let result = exact_product.normalize();
+    if result.scale() >= unit.scale() {
+        return Some(result);
     }
-    Some(result)
+    // Back to the unit price's scale when that still fits (2 x 0.50 is 1.00).
+    let widened = 10i128.checked_pow(unit.scale() - result.scale()).and_then(|f| result.mantissa().checked_mul(f));
+    Some(widened.and_then(|m| exact(m, unit.scale())).unwrap_or(result))
+}
+
+/// `a + b` with the larger scale of the two; `None` when no decimal holds it
+/// exactly.
+fn sum(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let scale = a.scale().max(b.scale());
+    let widen = |d: Decimal| d.mantissa().checked_mul(10i128.checked_pow(scale - d.scale())?);
+    exact(widen(a)?.checked_add(widen(b)?)?, scale)
+}
+
+/// The decimal `mantissa` x 10^-`scale`, dropping only trailing zeros to fit
+/// (at most 28 digits after the point, a 96-bit mantissa). Money is never
+/// rounded: a value that does not fit is refused instead.
+fn exact(mut mantissa: i128, mut scale: u32) -> Option<Decimal> {
+    const LIMIT: u128 = 1 << 96;
+    while scale > 28 || mantissa.unsigned_abs() >= LIMIT {
+        if scale == 0 || mantissa % 10 != 0 {
+            return None;
+        }
+        mantissa /= 10;
+        scale -= 1;
+    }
+    Decimal::try_from_i128_with_scale(mantissa, scale).ok()
 }
 
 /// Sums the lines' totals per kind; fails with the kind whose sum overflowed.
@@ -128,7 +156,7 @@ fn line_totals(lines: &[Value]) -> Result<LineTotals, &'static str> {
     for kind in KINDS {
         let values: Option<Vec<Decimal>> = priced.iter().map(|price| price.get(kind).and_then(decimal)).collect();
         let Some(values) = values else { continue };
-        let sum = values.into_iter().try_fold(Decimal::ZERO, Decimal::checked_add).ok_or(kind)?;
+        let sum = values.into_iter().try_fold(Decimal::ZERO, sum).ok_or(kind)?;
         totals.sums.push((kind, sum));
     }
     totals.currency = common_currency(lines);
@@ -240,6 +268,24 @@ mod tests {
 
         let record = filled(json!({"lines": [{"quantity": 3, "unit_price": {"total_amount": 0.99}}]}));
         assert_eq!(text(&record["amount"]["total_amount"]), "2.97");
+    }
+
+    #[test]
+    fn totals_that_no_decimal_holds_exactly_are_refused_not_rounded() {
+        let record = |q: &str, p: &str| {
+            parse(&format!(r#"{{"lines": [{{"quantity": {q}, "unit_price": {{"net_amount": {p}}}}}]}}"#))
+        };
+        let mut tiny = record("0.0000000000000000000000000001", "0.0000000000000000000000000001");
+        let errors = fill_amounts(entity("invoices").unwrap(), &mut tiny).unwrap_err();
+        assert_eq!(errors[0].path, "lines/0/total_price/net_amount");
+        let mut precise = record("0.1234567890123456789012345678", "7922816251426433759354395033.5");
+        assert!(fill_amounts(entity("invoices").unwrap(), &mut precise).is_err());
+
+        // Exact when trailing zeros can go: 28 places x 2 places of .5 x .2.
+        let fine = filled(record("0.5000000000000000000000000000", "0.20"));
+        assert_eq!(text(&fine["lines"][0]["total_price"]["net_amount"]), "0.10");
+        assert_eq!(sum(Decimal::new(1, 28), Decimal::new(1, 0)).unwrap().to_string(), "1.0000000000000000000000000001");
+        assert!(sum(Decimal::MAX, Decimal::new(1, 1)).is_none(), "MAX + 0.1 needs a 97th bit");
     }
 
     #[test]
