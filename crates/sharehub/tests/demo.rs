@@ -82,3 +82,26 @@ fn the_demo_refuses_to_delete_a_file_that_is_not_a_demos() {
     assert!(stdout.contains("Acme Ltd"), "the real database is intact: {stdout}");
     assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "not a database");
 }
+
+#[test]
+fn a_second_demo_leaves_the_database_of_a_running_one_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_sharehub"))
+        .args(["demo", "--bind", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the first demo");
+    // Serving (and delivering) once it says so.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(first.stdout.take().unwrap()));
+    let serving = lines.by_ref().map_while(Result::ok).any(|line| line.starts_with("Serving on"));
+    assert!(serving, "the first demo never served");
+
+    let (status, _, stderr) = run_sharehub(dir.path(), DEMO);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(!status.success(), "the second demo ran over the first one's database");
+    assert!(stderr.contains("is in use by a running hub"), "{stderr}");
+}

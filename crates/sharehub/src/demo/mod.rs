@@ -133,6 +133,12 @@ async fn ensure_demo_leftover(file: &Path) -> anyhow::Result<()> {
     if !file.exists() {
         return Ok(());
     }
+    if sharehub_store::sqlite::in_use(file).with_context(|| format!("checking whether {} is in use", file.display()))? {
+        anyhow::bail!(
+            "{} is in use by a running hub (another demo?), so it is not deleted: stop that one or pass another --db-file",
+            file.display()
+        );
+    }
     // No journal mode or migration is applied: reading changes nothing.
     let options = SqliteConnectOptions::new().filename(file).create_if_missing(false);
     let names: Result<Vec<String>, sqlx::Error> = async {

@@ -39,18 +39,36 @@ struct State {
     closed: bool,
 }
 
+/// The lock file of the database file `database`. Every process must name
+/// the same file however it named the database: a relative path, a link.
+fn lock_path(database: &Path) -> PathBuf {
+    let db = std::fs::canonicalize(database).unwrap_or_else(|_| database.to_path_buf());
+    let mut name = db.into_os_string();
+    name.push("-delivery.lock");
+    PathBuf::from(name)
+}
+
+/// Whether a hub process delivers for the SQLite file `database` now, i.e.
+/// has it open and in use (for tools about to replace the file).
+pub fn in_use(database: &Path) -> std::io::Result<bool> {
+    let path = lock_path(database);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock() {
+        // Dropping the file gives the lock straight back.
+        Ok(()) => Ok(false),
+        Err(TryLockError::WouldBlock) => Ok(true),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
 impl DeliveryLock {
     /// The lock of the database file `database` (`None`: in memory).
     pub(crate) fn new(database: Option<&Path>) -> Self {
-        let path = database.map(|db| {
-            // Every process must name the same file however it named the
-            // database: a relative path, a symbolic link.
-            let db = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
-            let mut name = db.into_os_string();
-            name.push("-delivery.lock");
-            PathBuf::from(name)
-        });
-        Self { path, state: Mutex::default() }
+        Self { path: database.map(lock_path), state: Mutex::default() }
     }
 
     /// The lock file, if the database is a file.
@@ -127,6 +145,21 @@ mod tests {
 
     fn url(path: &std::path::Path) -> String {
         format!("sqlite://{}", path.display())
+    }
+
+    #[tokio::test]
+    async fn a_file_is_in_use_while_a_store_delivers_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("hub.db");
+        assert!(!super::in_use(&db).unwrap(), "no file, no hub");
+        let store = SqliteStore::open(&url(&db)).await.unwrap();
+        assert!(!super::in_use(&db).unwrap(), "open, but not delivering yet");
+        assert!(store.claim_app("app-1", "first", LEASE).await.unwrap());
+        assert!(super::in_use(&db).unwrap());
+        // Asking takes nothing from the holder.
+        assert!(store.claim_app("app-1", "first", LEASE).await.unwrap());
+        store.close().await;
+        assert!(!super::in_use(&db).unwrap());
     }
 
     #[tokio::test]

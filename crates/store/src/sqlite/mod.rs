@@ -15,6 +15,7 @@ mod buffer;
 mod checkpoint;
 mod delivery;
 mod delivery_lock;
+pub use delivery_lock::in_use;
 mod idempotency;
 mod platform;
 mod records;
