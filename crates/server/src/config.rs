@@ -124,6 +124,13 @@ impl Config {
         if self.delivery.lease_ms < 300 {
             return Err("delivery.lease_ms must be at least 300".into());
         }
+        // 0 would make every idle worker spin.
+        if self.delivery.poll_interval_ms < 10 {
+            return Err("delivery.poll_interval_ms must be at least 10".into());
+        }
+        if !self.public_url.is_empty() && !is_http_url(&self.public_url) {
+            return Err(format!("public_url must be an http:// or https:// URL, or empty; got {:?}", self.public_url));
+        }
         if !(0.0..=1.0).contains(&self.delivery.jitter) {
             return Err("delivery.jitter must be between 0 and 1".into());
         }
@@ -135,6 +142,10 @@ impl Config {
     pub fn admin_token(&self) -> Option<&Secret> {
         self.admin_token.as_ref().filter(|t| !t.expose().is_empty())
     }
+}
+
+fn is_http_url(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
 /// The top-level keys of the defaults. A `SHAREHUB_*` variable whose first
@@ -159,6 +170,16 @@ mod tests {
 
         let error = Config::from_file_text("[delivry]\ntimeout_secs = 5").unwrap_err().to_string();
         assert!(error.contains("delivry"), "{error}");
+    }
+
+    #[test]
+    fn a_spinning_poll_and_a_public_url_that_is_no_url_are_refused() {
+        let load = |text: &str| Config::from_file_text(text).unwrap().validate();
+        assert!(load("[delivery]\npoll_interval_ms = 0").unwrap_err().contains("poll_interval_ms"));
+        assert!(load("public_url = \"not a url\"").unwrap_err().contains("public_url"));
+        assert!(load("public_url = \"ftp://hub.example\"").unwrap_err().contains("public_url"));
+        assert!(load("public_url = \"https://hub.example/base\"").is_ok());
+        assert!(load("public_url = \"\"").is_ok());
     }
 
     #[test]

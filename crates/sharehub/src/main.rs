@@ -78,6 +78,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Command::Openapi = args.command {
         return cli::print_text(sharehub_server::openapi::OPENAPI_JSON);
     }
+    // The demo makes a SQLite file of its own; a database named for it would
+    // be ignored, so it is refused rather than silently passed over.
+    if matches!(args.command, Command::Demo(_)) && args.database.is_some() {
+        anyhow::bail!("demo runs on a SQLite file of its own: name it with --db-file, not --database");
+    }
     let mut config = sharehub_server::Config::load(args.config.as_deref())?;
     if let Some(database) = args.database {
         config.database_url = database;
