@@ -52,8 +52,11 @@ impl Replayable {
                 Some(key)
             }
         };
+        // The answer's shape depends on the external-ids header too: a repeat
+        // asking for the other shape is another request.
+        let shape: &[u8] = if crate::extract::wants_external_ids(headers) { b"ids" } else { b"plain" };
         let mut hasher = Sha256::new();
-        for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
+        for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", shape, b"\n", body] {
             hasher.update(part);
         }
         Ok(Self { app_id: app_id.to_string(), key, fingerprint: hex::encode(hasher.finalize()) })
@@ -124,12 +127,27 @@ fn replay(saved: SavedResponse, fingerprint: &str) -> Result<Response, ApiError>
         return Err(ApiError::IdempotencyKeyReused);
     }
     let status = StatusCode::from_u16(saved.status).unwrap_or(StatusCode::OK);
+    let version = single_record_version(&saved.body);
     let mut response = Response::new(Body::from(saved.body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert("content-type", HeaderValue::from_static("application/vnd.api+json"));
     headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    // A one-record answer carried its ETag; the replay carries it again.
+    if let Some(etag) = version.and_then(|v| HeaderValue::from_str(&format!("\"v{v}\"")).ok()) {
+        headers.insert(axum::http::header::ETAG, etag);
+    }
     Ok(response)
+}
+
+/// The version of the record in a one-record answer (`{"people": {...}}`).
+fn single_record_version(body: &[u8]) -> Option<i64> {
+    let answer: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    let mut values = answer.values();
+    match (values.next(), values.next()) {
+        (Some(record), None) => record.get("version")?.as_i64(),
+        _ => None,
+    }
 }
 
 async fn save(state: &AppState, req: &Replayable, key: &str, response: Response) -> Result<Response, ApiError> {

@@ -84,6 +84,14 @@ async fn the_same_post_twice_with_one_idempotency_key_creates_one_record_and_rep
     assert_eq!(first.2, second.2, "the replay is the first answer byte for byte");
     assert_eq!(second.1["idempotent-replayed"], "true");
     assert!(first.1.get("idempotent-replayed").is_none());
+    assert_eq!(second.1["etag"], first.1["etag"], "the replay carries the first answer's ETag");
+    assert_eq!(world.list_all("people").await.len(), 1);
+
+    // The same key asking for the answer in the other shape is another request.
+    let with_ids =
+        world.req(Method::POST, "people").header("idempotency-key", "k-1").header("CONNEC-EXTERNAL-IDS", "true");
+    let (status, body) = send_json(with_ids.json(&body)).await;
+    assert_error(status, &body, 422, "idempotency-key-reused");
     assert_eq!(world.list_all("people").await.len(), 1);
 }
 
