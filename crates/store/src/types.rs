@@ -105,6 +105,15 @@ pub struct AppUpdate {
     pub endpoint_enabled: Option<bool>,
 }
 
+impl AppUpdate {
+    /// A new URL, or an endpoint turned back on, is a reason to try a batch
+    /// waiting for its retry at once rather than when its delay ends (up to
+    /// a day, or what the receiver's Retry-After asked).
+    pub fn brings_delivery_forward(&self) -> bool {
+        self.notification_url.as_ref().is_some_and(Option::is_some) || self.endpoint_enabled == Some(true)
+    }
+}
+
 mod double_option {
     use serde::{Deserialize, Deserializer};
 

@@ -79,6 +79,30 @@ async fn retry_after_delays_the_next_try_beyond_the_schedule() {
 }
 
 #[tokio::test]
+async fn a_new_url_or_re_enabling_tries_a_waiting_batch_at_once() {
+    let s = setup().await;
+    s.receiver.script_with_headers(503, &[("retry-after", "3600")]);
+    let id = s.create_org_record("Waiting an hour").await;
+    let first = wait_for_requests(&s.receiver, 1).await;
+
+    // Turning the endpoint on again (even if it was never off) is the signal.
+    set_endpoint_enabled(&s.hub, &s.reader, true).await;
+    let received = wait_for_requests(&s.receiver, 2).await;
+    assert_eq!(received[1].webhook_id(), first[0].webhook_id(), "the same batch, not an hour later");
+
+    // A new URL too: the next batch, refused, is sent to the new receiver.
+    s.receiver.script_with_headers(503, &[("retry-after", "3600")]);
+    let version = s.rename(&id, "Moved").await;
+    wait_for_requests(&s.receiver, 3).await;
+    let moved = Receiver::start().await;
+    let path = format!("/platform/v1/apps/{}", s.reader.api_id);
+    let response =
+        s.hub.admin(reqwest::Method::PATCH, &path).json(&json!({ "notification_url": moved.url })).send().await;
+    assert_eq!(response.unwrap().status(), reqwest::StatusCode::OK);
+    wait_for_version(&moved, &id, version).await;
+}
+
+#[tokio::test]
 async fn a_hanging_receiver_never_holds_up_another_apps_webhooks() {
     let hub = TestApp::spawn_with(|c| c.delivery.timeout_secs = 2).await;
     let org = hub.create_org("Acme").await;

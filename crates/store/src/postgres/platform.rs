@@ -115,6 +115,14 @@ impl PgStore {
         if let Some(entities) = &update.entities {
             write_entities(&mut tx, app_id, entities).await?;
         }
+        if update.brings_delivery_forward() {
+            sqlx::query("UPDATE pending_batches SET next_attempt_at = $1 WHERE app_id = $2")
+                .bind(jiff::Timestamp::now().as_microsecond())
+                .bind(app_id)
+                .execute(&mut *tx)
+                .await
+                .context("bringing a retry forward")?;
+        }
         tx.commit().await.context("updating an app")?;
         self.get_app_impl(app_id).await
     }

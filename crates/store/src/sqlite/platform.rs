@@ -135,6 +135,14 @@ impl SqliteStore {
                     if let Some(entities) = &update.entities {
                         write_entities(conn, &id, entities).await?;
                     }
+                    if update.brings_delivery_forward() {
+                        sqlx::query("UPDATE pending_batches SET next_attempt_at = ? WHERE app_id = ?")
+                            .bind(jiff::Timestamp::now().as_microsecond())
+                            .bind(&id)
+                            .execute(&mut *conn)
+                            .await
+                            .context("bringing a retry forward")?;
+                    }
                     Ok(true)
                 })
             })
