@@ -11,8 +11,14 @@ use sharehub_store::{App, BatchRecord, Store, StoreError};
 
 use crate::worker::groups_by_org;
 
+/// A webhook body, and the version of each record it holds.
+pub struct Rendered {
+    pub body: Vec<u8>,
+    pub versions: HashMap<uuid::Uuid, i64>,
+}
+
 /// Renders the records' present state as one webhook body.
-pub async fn render_body(store: &dyn Store, app: &App, records: &[BatchRecord]) -> Result<Vec<u8>, StoreError> {
+pub async fn render_body(store: &dyn Store, app: &App, records: &[BatchRecord]) -> Result<Rendered, StoreError> {
     let groups = groups_by_org(store, &app.id).await?;
     let mut by_org: HashMap<&str, Vec<uuid::Uuid>> = HashMap::new();
     for r in records {
@@ -20,12 +26,14 @@ pub async fn render_body(store: &dyn Store, app: &App, records: &[BatchRecord]) 
     }
 
     let mut rendered: HashMap<uuid::Uuid, (String, Value)> = HashMap::new();
+    let mut versions = HashMap::new();
     for (org_id, ids) in by_org {
         let Some(group_id) = groups.get(org_id) else { continue };
         let stored = store.get_records(org_id, &ids).await?;
         let viewer = Viewer { group_id, external_ids: true };
         let values = render_records(store, org_id, &viewer, &stored).await?;
         for (record, value) in stored.into_iter().zip(values) {
+            versions.insert(record.id, record.version);
             rendered.insert(record.id, (record.entity, value));
         }
     }
@@ -40,5 +48,7 @@ pub async fn render_body(store: &dyn Store, app: &App, records: &[BatchRecord]) 
             list.push(value);
         }
     }
-    serde_json::to_vec(&Value::Object(body)).map_err(|e| StoreError::Corrupt(format!("rendering a webhook body: {e}")))
+    let body = serde_json::to_vec(&Value::Object(body))
+        .map_err(|e| StoreError::Corrupt(format!("rendering a webhook body: {e}")))?;
+    Ok(Rendered { body, versions })
 }

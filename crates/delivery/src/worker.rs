@@ -20,20 +20,20 @@
 //! file's delivery lock), whose tasks thus deliver every app; the others'
 //! claims fail until it stops or dies.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sharehub_store::{App, BatchRecord, CursorMove, DeliveryAttempt, PendingBatch, Store, StoreError};
+use sharehub_store::{App, DeliveryAttempt, PendingBatch, Store, StoreError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::render_body;
 use crate::http::{self, Delivery, Outcome};
 use crate::schedule::RetrySchedule;
-use crate::signature::{new_message_id, WebhookSecret};
+use crate::signature::WebhookSecret;
 
+mod batches;
 mod lease;
 
 pub use lease::holder_id;
@@ -62,6 +62,9 @@ pub struct Deliverer {
     rounds: AtomicUsize,
     /// This process's name in delivery leases ([`holder_id`]).
     holder: String,
+    /// Records sent at a newer version than the change that put them in a
+    /// batch ([`batches`]).
+    ahead: batches::Ahead,
 }
 
 /// What one step of an app's task found.
@@ -83,7 +86,8 @@ impl Deliverer {
         let client = http::build_client(options.timeout)?;
         let holder = holder_id();
         tracing::info!(holder, "delivery workers will claim apps under this id");
-        Ok(Self { store, options: Arc::new(options), client, rounds: AtomicUsize::new(0), holder })
+        let rounds = AtomicUsize::new(0);
+        Ok(Self { store, options: Arc::new(options), client, rounds, holder, ahead: batches::Ahead::default() })
     }
 
     /// This process's name in delivery leases.
@@ -206,123 +210,6 @@ impl Deliverer {
         self.attempt(&app, &url, batch).await
     }
 
-    /// Builds and saves the next batch, or moves cursors past changes the app
-    /// does not get (answering an empty batch so the caller looks again).
-    async fn next_batch(&self, app: &App) -> Result<Option<PendingBatch>, StoreError> {
-        let (records, moves) = self.collect(app).await?;
-        if moves.is_empty() {
-            return Ok(None);
-        }
-        let now = jiff::Timestamp::now();
-        if records.is_empty() {
-            self.store.advance_cursors(&app.id, &moves).await?;
-            return Ok(Some(PendingBatch {
-                app_id: app.id.clone(),
-                webhook_id: String::new(),
-                body: Vec::new(),
-                ranges: moves,
-                records,
-                attempts: 0,
-                next_attempt_at: now,
-                created_at: now,
-                last_error: None,
-            }));
-        }
-        let body = render_body(self.store.as_ref(), app, &records).await?;
-        let batch = PendingBatch {
-            app_id: app.id.clone(),
-            webhook_id: new_message_id(),
-            body,
-            ranges: moves,
-            records,
-            attempts: 0,
-            next_attempt_at: now,
-            created_at: now,
-            last_error: None,
-        };
-        self.store.save_pending_batch(&batch).await?;
-        Ok(Some(batch))
-    }
-
-    /// A dead letter an administrator asked to resend, as a new batch.
-    ///
-    /// It goes through this task like any batch, so it never overtakes or is
-    /// overtaken by another batch of the app: per record, versions still only
-    /// go up. Its records are rendered in their present state (the stored body
-    /// may be older than what the receiver has since received), under a new
-    /// webhook-id, and it moves no cursor.
-    /// Records of entities the app may no longer read are left out.
-    async fn resend_batch(&self, app: &App) -> Result<Option<PendingBatch>, StoreError> {
-        let Some(mut letter) = self.store.take_resend_request(&app.id).await? else { return Ok(None) };
-        letter.records.retain(|r| app.wants(&r.entity));
-        if letter.records.is_empty() {
-            tracing::warn!(
-                app_id = app.id,
-                resent = letter.webhook_id,
-                "a dead letter holds nothing the app still gets"
-            );
-            return Ok(None);
-        }
-        let body = render_body(self.store.as_ref(), app, &letter.records).await?;
-        let now = jiff::Timestamp::now();
-        let batch = PendingBatch {
-            app_id: app.id.clone(),
-            webhook_id: new_message_id(),
-            body,
-            ranges: Vec::new(),
-            records: letter.records,
-            attempts: 0,
-            next_attempt_at: now,
-            created_at: now,
-            last_error: None,
-        };
-        self.store.save_pending_batch(&batch).await?;
-        tracing::info!(
-            app_id = app.id,
-            resent = letter.webhook_id,
-            webhook_id = batch.webhook_id,
-            "resending a dead letter"
-        );
-        Ok(Some(batch))
-    }
-
-    /// The records the app should get next, and where that leaves its cursors.
-    async fn collect(&self, app: &App) -> Result<(Vec<BatchRecord>, Vec<CursorMove>), StoreError> {
-        let limit = self.options.batch_records;
-        let mut cursors: Vec<(String, i64)> = self.store.cursors(&app.id).await?.into_iter().collect();
-        cursors.sort();
-        // Start each batch at another organization, so one busy organization
-        // cannot fill every batch while the others wait.
-        if !cursors.is_empty() {
-            let start = self.rounds.fetch_add(1, Ordering::Relaxed) % cursors.len();
-            cursors.rotate_left(start);
-        }
-        let mut records = Vec::new();
-        let mut seen = HashSet::new();
-        let mut moves = Vec::new();
-        for (org_id, after) in cursors {
-            if records.len() >= limit {
-                break;
-            }
-            let changes = self.store.changes(&org_id, after, (limit * 4).max(100) as u32).await?;
-            let mut to = after;
-            for change in changes {
-                if records.len() >= limit {
-                    break;
-                }
-                to = change.seq;
-                let own = change.origin_app.as_deref() == Some(app.id.as_str());
-                if !own && app.wants(&change.entity) && seen.insert((org_id.clone(), change.record_id)) {
-                    records.push(BatchRecord { org_id: org_id.clone(), entity: change.entity, id: change.record_id });
-                }
-            }
-            if to > after {
-                moves.push(CursorMove { org_id, to_seq: to });
-            }
-        }
-        Ok((records, moves))
-    }
-
     async fn attempt(&self, app: &App, url: &str, mut batch: PendingBatch) -> Result<Step, StoreError> {
         let secret = match WebhookSecret::parse(&app.webhook_secret) {
             Ok(secret) => secret,
@@ -377,6 +264,7 @@ impl Deliverer {
                 let delay = self.options.schedule.next_delay(number, retry_after, &mut rand::thread_rng());
                 let Some(delay) = delay else {
                     self.store.bury_batch(&batch).await?;
+                    self.ahead.forget(&app.id, &batch.records);
                     tracing::warn!(
                         app_id = app.id,
                         webhook_id = batch.webhook_id,

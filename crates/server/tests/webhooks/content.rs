@@ -184,3 +184,21 @@ async fn archiving_with_delete_notifies_subscribers_with_archived_true() {
     let archived = wait_for_version(&s.receiver, &id, version).await;
     assert_eq!(archived["archived"], true, "{archived}");
 }
+
+#[tokio::test]
+async fn a_version_a_batch_already_sent_is_not_sent_again_by_its_own_change() {
+    // One record a batch: the first batch holds only the create, but sends
+    // the record as it is by then, updated.
+    let s = setup_with(|c| c.delivery.batch_records = 1).await;
+    set_endpoint_enabled(&s.hub, &s.reader, false).await;
+    let id = s.create_org_record("First name").await;
+    let version = s.rename(&id, "Second name").await;
+    let other = s.create_org_record("Another").await;
+    set_endpoint_enabled(&s.hub, &s.reader, true).await;
+
+    wait_for_record(&s.receiver, &other).await;
+    assert_no_more_requests(&s.receiver, 2).await;
+    let sent: Vec<(String, i64)> =
+        s.receiver.records().iter().map(|(_, r)| (hub_id(r), r["version"].as_i64().unwrap())).collect();
+    assert_eq!(sent, [(id, version), (other, 1)], "the update's change added nothing new");
+}
