@@ -87,7 +87,9 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .filter(|h| is_plain_authority(h))
         .unwrap_or("localhost");
-    let scheme = match headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
+    // Behind several proxies the first value is the client's scheme.
+    let forwarded = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok());
+    let scheme = match forwarded.and_then(|p| p.split(',').next()).map(str::trim) {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };

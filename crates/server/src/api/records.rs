@@ -289,7 +289,8 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     }
     let bare = text.trim_start_matches("W/").trim_matches('"');
     let digits = bare.strip_prefix('v').unwrap_or(bare);
-    digits.parse::<i64>().map(Some).map_err(|_| {
+    // Versions start at 1.
+    digits.parse::<i64>().ok().filter(|v| *v >= 1).map(Some).ok_or_else(|| {
         ApiError::bad_request("bad-if-match", format!("If-Match must be an ETag like \"v3\", got {text:?}"))
     })
 }

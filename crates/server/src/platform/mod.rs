@@ -52,7 +52,9 @@ impl FromRequestParts<AppState> for Admin {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            // The scheme's name is case-insensitive (RFC 9110), as for Basic.
+            .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")))
+            .map(|(_, token)| token);
         match presented {
             Some(p) if constant_time_eq(p.trim().as_bytes(), token.expose().as_bytes()) => Ok(Admin),
             _ => Err(ApiError::AdminUnauthorized),

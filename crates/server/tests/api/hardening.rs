@@ -223,6 +223,11 @@ async fn the_platform_api_names_its_credentials_and_the_fields_it_refuses() {
     let (status, body) = (response.status(), response.json::<Value>().await.unwrap());
     assert_error(status, &body, 401, "unauthorized");
     assert!(body.to_string().contains("admin token"), "says which credentials: {body}");
+    let lowercase = hub
+        .client
+        .get(format!("{}/platform/v1/apps", hub.base))
+        .header("authorization", format!("bearer {ADMIN_TOKEN}"));
+    assert_eq!(lowercase.send().await.unwrap().status(), StatusCode::OK, "the scheme's case does not matter");
 
     let (status, body) = send_json(hub.admin(Method::POST, "/platform/v1/orgs").json(&json!({ "name": 5 }))).await;
     assert_invalid_at(status, &body, "name");

@@ -190,6 +190,8 @@ async fn next_links_take_only_a_plain_host_and_http_or_https_from_the_request() 
 
     let next = next_with("hub.example:8443", "https").await;
     assert!(next.starts_with("https://hub.example:8443/api/v2/"), "{next}");
+    let next = next_with("hub.example", "https, http").await;
+    assert!(next.starts_with("https://hub.example/api/v2/"), "the first proxy's: {next}");
     let next = next_with("evil.example/phish?x=", "javascript").await;
     assert!(next.starts_with("http://localhost/api/v2/"), "{next}");
     let next = next_with("user@evil.example", "http").await;

@@ -48,6 +48,11 @@ async fn a_stale_if_match_is_rejected_and_changes_nothing() {
     assert_error(status, &body, 412, "stale-version");
     let (status, body) = send_json(world.req(Method::DELETE, &path).header("if-match", "\"v1\"")).await;
     assert_error(status, &body, 412, "stale-version");
+    // No version is below 1: such an ETag was never given out.
+    for etag in ["\"v-1\"", "\"v0\"", "\"v2\", \"v3\"", "banana"] {
+        let (status, body) = send_json(world.req(Method::DELETE, &path).header("if-match", etag)).await;
+        assert_error(status, &body, 400, "bad-if-match");
+    }
 
     let (_, read) = world.get(&path).await;
     assert_eq!(read["people"]["first_name"], "Anne");
