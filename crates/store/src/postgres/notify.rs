@@ -44,6 +44,10 @@ pub(crate) fn listen(pool: PgPool, commits: watch::Sender<u64>) {
 async fn listen_forever(pool: &PgPool, commits: &watch::Sender<u64>) {
     loop {
         if let Err(e) = listen_once(pool, commits).await {
+            // The store was closed (a command such as `migrate` ending): done.
+            if pool.is_closed() {
+                return;
+            }
             tracing::warn!(error = %e, "listening for commits failed; retrying");
         }
         bump(commits);
