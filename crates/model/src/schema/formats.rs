@@ -88,8 +88,43 @@ pub(crate) fn decimal_to_json(decimal: Decimal) -> Option<Value> {
 
 /// Parses an RFC 3339 date-time that carries an offset; `None` without one.
 pub(crate) fn parse_date_time(text: &str) -> Option<Timestamp> {
-    // jiff refuses to read a Timestamp without an offset: exactly the rule we want.
+    // jiff refuses a Timestamp without an offset, as we do; it reads more
+    // than RFC 3339 though, which the shape check keeps out.
+    if !is_rfc3339_shape(text.as_bytes()) {
+        return None;
+    }
     text.parse::<Timestamp>().ok()
+}
+
+/// The shape RFC 3339 gives a date-time: `2024-05-01T10:00:00` (`t` or a
+/// space for the `T`), an optional fraction, then `Z` or `+hh:mm` up to
+/// 23:59. jiff also reads time zone annotations (`[Europe/Paris]`), offsets
+/// up to 25 hours, minutes without seconds, and years of 6 digits.
+fn is_rfc3339_shape(b: &[u8]) -> bool {
+    let digits = |from: usize, to: usize| b.get(from..to).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let at = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
+    let head = digits(0, 4) && at(4, b"-") && digits(5, 7) && at(7, b"-") && digits(8, 10);
+    let time = at(10, b"Tt ") && digits(11, 13) && at(13, b":") && digits(14, 16) && at(16, b":") && digits(17, 19);
+    if !(head && time) {
+        return false;
+    }
+    let mut rest = &b[19..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let count = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+        if count == 0 {
+            return false;
+        }
+        rest = &fraction[count..];
+    }
+    match rest {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            let two =
+                |hi: u8, lo: u8| (hi.is_ascii_digit() && lo.is_ascii_digit()).then(|| (hi - b'0') * 10 + (lo - b'0'));
+            matches!((two(*h1, *h2), two(*m1, *m2)), (Some(h), Some(m)) if h <= 23 && m <= 59)
+        }
+        _ => false,
+    }
 }
 
 /// The date-time in UTC (`Z`), keeping as many fractional digits as were written
@@ -189,6 +224,23 @@ mod tests {
         for text in ["2024-01-01T10:00:00", "2024-01-01", "yesterday", "2024-13-01T00:00:00Z"] {
             assert!(canonical_date_time(text).is_none(), "{text}");
         }
+        // What jiff reads but RFC 3339 does not have.
+        let beyond = [
+            "2030-05-05T10:00:00+24:00",
+            "2030-05-05T10:00:00Z[Europe/Paris]",
+            "2030-05-05T10:00:00+02:00[Europe/Paris]",
+            "2030-05-05 10:00Z",
+            "2030-05-05T10:00:00.Z",
+            "2030-05-05T10:00:00,5Z",
+            "+002030-05-05T10:00:00Z",
+            "2030-05-05T10:00:00+0200",
+        ];
+        for text in beyond {
+            assert!(canonical_date_time(text).is_none(), "{text}");
+        }
+        // What RFC 3339 allows in its other spellings.
+        assert_eq!(canonical_date_time("2030-05-05t10:00:00z").as_deref(), Some("2030-05-05T10:00:00Z"));
+        assert_eq!(canonical_date_time("2030-05-05 10:00:00-23:59").as_deref(), Some("2030-05-06T09:59:00Z"));
     }
 
     #[test]
