@@ -341,6 +341,13 @@ impl Store for SqliteStore {
         // file and deletes it (if another process still has the file open,
         // its last connection does).
         self.reader.close().await;
+        // sqlx's close can return while a connection whose return to the pool
+        // began before it (a query just answered) lands in the idle queue
+        // afterwards, never closed: a reader closing after the writer, or
+        // not at all before the process exits, leaves the log behind. Once
+        // the first close returns nothing is in flight, so a second one finds
+        // any such connection idle and closes it.
+        self.reader.close().await;
         self.checkpoints.stop().await;
         self.writer.close().await;
         // Another process sharing the file may deliver from now on.
