@@ -372,24 +372,8 @@ async fn converge(db: Db) {
     let org = admin(&client, &hubs[0], "/platform/v1/orgs", json!({ "name": "Converge" })).await;
     let writer = register(&client, &hubs[0], org["org"]["id"].as_str().unwrap(), "crm", None).await;
 
-    let posts = (0..30).map(|i| {
-        let (client, hub, w) = (client.clone(), hubs[i % 3].base.clone(), writer.clone());
-        tokio::spawn(async move {
-            let record = json!({ "organizations": { "name": "Acme", "id": [{ "provider": "crm", "id": "1001" }] } });
-            let response = client
-                .post(format!("{hub}/api/v2/{}/organizations", w.group))
-                .basic_auth(&w.api_id, Some(&w.api_key))
-                .header("content-type", "application/vnd.api+json")
-                .json(&record)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let body: Value = response.json().await.unwrap();
-            (status, body["organizations"]["id"].as_str().unwrap_or_default().to_string())
-        })
-    });
-    let answers: Vec<(u16, String)> = futures::future::join_all(posts).await.into_iter().map(Result::unwrap).collect();
+    let posts = (0..30).map(|i| hub_process::post_external_id(&client, &hubs[i % 3], &writer, "crm", "1001"));
+    let answers: Vec<(u16, String)> = futures::future::join_all(posts).await;
 
     assert_eq!(answers.iter().filter(|(s, _)| *s == 201).count(), 1, "exactly one create: {answers:?}");
     assert!(answers.iter().all(|(s, _)| *s == 201 || *s == 200), "{answers:?}");

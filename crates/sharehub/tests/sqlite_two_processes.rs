@@ -135,21 +135,6 @@ async fn wait_for_log(hub: &Hub, line: &str) {
 }
 
 /// POSTs a record named by the writer's own id; answers the status and hub id.
-async fn post_external_id(client: &reqwest::Client, hub: &Hub, w: &Writer, external_id: &str) -> (u16, String) {
-    let record = json!({ "organizations": { "name": "Acme", "id": [{ "provider": "writer", "id": external_id }] } });
-    let response = client
-        .post(format!("{}/api/v2/{}/organizations", hub.base, w.group))
-        .basic_auth(&w.api_id, Some(&w.api_key))
-        .header("content-type", "application/vnd.api+json")
-        .json(&record)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    (status, body["organizations"]["id"].as_str().unwrap_or_default().to_string())
-}
-
 /// The seqs of the organization's change feed, as `w` reads it through `hub`.
 async fn change_seqs(client: &reqwest::Client, hub: &Hub, w: &Writer) -> Vec<i64> {
     let url = format!("{}/api/v2/{}/changes?after=0&limit=1000", hub.base, w.group);
@@ -188,7 +173,7 @@ async fn scenario() {
     let mut last: HashMap<String, i64> = futures::future::join_all(created).await.into_iter().collect();
     let ids: Vec<String> = last.keys().cloned().collect();
     // And one external id posted through both at once makes one record.
-    let posts = (0..10).map(|i| post_external_id(&client, &hubs[i % 2], &writer, "crm-1001"));
+    let posts = (0..10).map(|i| hub_process::post_external_id(&client, &hubs[i % 2], &writer, "writer", "crm-1001"));
     let answers: Vec<(u16, String)> = futures::future::join_all(posts).await;
     assert_eq!(answers.iter().filter(|(status, _)| *status == 201).count(), 1, "one create: {answers:?}");
     assert!(answers.iter().all(|(status, id)| [200, 201].contains(status) && *id == answers[0].1), "{answers:?}");

@@ -176,3 +176,26 @@ pub async fn list_organizations(client: &reqwest::Client, hub: &Hub, w: &Writer,
         .await
         .unwrap()
 }
+
+/// POSTs an organization named Acme with `w`'s own id `external_id` (under
+/// `provider`, `w`'s provider) through `hub`; answers the status and the hub id.
+pub async fn post_external_id(
+    client: &reqwest::Client,
+    hub: &Hub,
+    w: &Writer,
+    provider: &str,
+    external_id: &str,
+) -> (u16, String) {
+    let record = json!({ "organizations": { "name": "Acme", "id": [{ "provider": provider, "id": external_id }] } });
+    let response = client
+        .post(format!("{}/api/v2/{}/organizations", hub.base, w.group))
+        .basic_auth(&w.api_id, Some(&w.api_key))
+        .header("content-type", "application/vnd.api+json")
+        .json(&record)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (status, body["organizations"]["id"].as_str().unwrap_or_default().to_string())
+}
